@@ -1,0 +1,1 @@
+"""ngstate package."""

@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+HASH := $(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(HASH)
+BENCH_STAMP := $(VENV)/.bench-$(HASH)
 DEMO_DIR ?= demo-data
 DEMO_SEED ?= 0
 
@@ -13,9 +15,14 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	$(BIN)/python -m pip install -q -e ".[test]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	rm -f $(VENV)/.bench-*
+	touch $(BENCH_STAMP)
 
 install: $(STAMP)
 
@@ -27,7 +34,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-bench: install
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 
 lint: install

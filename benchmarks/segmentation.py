@@ -1,0 +1,194 @@
+"""Segmentation precompute benchmark: ours vs cloud-volume + igneous, same inputs, same run.
+
+    .venv/bin/python -m benchmarks.segmentation [--cases binary,instance] [--repeat 1]
+
+Cases: a 184x630x630 binary mask (int8) and a 256x1024x1024 instance mask (uint16, 20
+labels), synthetic blobs written as OME-Zarr. Each measurement runs in its own subprocess
+(peak RSS = that process's ru_maxrss). "volume" = level-0 write + mode pyramid; "mesh" =
+multi-LOD meshes. igneous: CloudVolume upload of level 0, create_downsampling_tasks,
+create_meshing_tasks + create_unsharded_multires_mesh_tasks on a LocalTaskQueue(parallel=2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorstore as ts
+
+CASES = {
+    "binary": ((184, 630, 630), 1, np.int8, "SegmentationMask"),
+    "instance": ((256, 1024, 1024), 20, np.uint16, "InstanceSegmentationMask"),
+}
+SPACING = 13.48
+CPUS = 2
+
+
+def make_input(folder: Path, case: str) -> Path:
+    """Synthetic ellipsoid blobs written as an OME-Zarr level 0 (256^3 chunks, like the portal)."""
+    shape, labels, dtype, _ = CASES[case]
+    data = np.zeros(shape, dtype)
+    rng = np.random.default_rng(7)
+    for label in range(1, labels + 1):
+        radius = rng.uniform(0.08, 0.2, 3) * np.array(shape) * (1.6 if labels == 1 else 1)
+        centre = rng.uniform(radius, np.array(shape) - radius)
+        lo = np.maximum(np.floor(centre - radius).astype(int), 0)
+        hi = np.minimum(np.ceil(centre + radius).astype(int), shape)
+        z, y, x = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        inside = ((z - centre[0]) / radius[0]) ** 2 + ((y - centre[1]) / radius[1]) ** 2
+        inside = inside + ((x - centre[2]) / radius[2]) ** 2 < 1
+        view = data[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        view[inside] = 1 if labels == 1 else label
+    folder.mkdir(parents=True)
+    multiscales = [{"version": "0.4", "datasets": [{"path": "0"}], "axes": []}]
+    (folder / ".zattrs").write_text(json.dumps({"multiscales": multiscales}))
+    spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": str(folder / "0")}}
+    meta = {"shape": list(shape), "chunks": [256] * 3, "dtype": data.dtype.str}
+    meta["dimension_separator"] = "/"
+    ts.open({**spec, "metadata": meta, "create": True}).result().write(data).result()
+    return folder
+
+
+def run_ours(source: Path, out: Path, case: str) -> dict[str, float]:
+    from cryoet_ng.config import PrecomputeConfig
+    from cryoet_ng.summaries import Grid
+    from precompute.segmentation import _write_pyramid
+    from precompute.segmentation.meshes import MeshOptions, write_meshes
+    from precompute.segmentation.source import open_mask
+    from precompute.segmentation.stats import VolumeStats
+    from precompute.segmentation.volume import PyramidWriter, plan_scales, volume_info
+    from cryoet_ng import atomic
+
+    options = PrecomputeConfig()
+    t0 = time.perf_counter()
+    mask = open_mask(source, options, None)
+    nz, ny, nx = mask.shape
+    scales = plan_scales((nx, ny, nz), SPACING / 10, options.shard_min_voxels)
+    stats = VolumeStats(mask.shape, SPACING * 1e-10, Grid.for_extent((nx, ny, nz)))
+    out.mkdir(parents=True)
+    atomic.write_json(out / "info", volume_info(scales, {"mesh": "mesh"}))
+    _write_pyramid(mask, PyramidWriter(out, scales, stats.is_binary), stats)
+    t1 = time.perf_counter()
+    write_meshes(out, scales, list(stats.labels), MeshOptions(options.mesh_lods))
+    t2 = time.perf_counter()
+    return {"volume_s": t1 - t0, "mesh_s": t2 - t1, "scales": len(scales)}
+
+
+def run_igneous(source: Path, out: Path, case: str) -> dict[str, float]:
+    import igneous.task_creation as tc
+    from cloudvolume import CloudVolume
+    from taskqueue import LocalTaskQueue
+
+    shape = CASES[case][0]
+    url = "file://" + str(out)
+    t0 = time.perf_counter()
+    spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": str(source / "0")}}
+    data = ts.open(spec).result().read().result().T.astype(np.uint32)  # x, y, z
+    info = CloudVolume.create_new_info(
+        num_channels=1,
+        layer_type="segmentation",
+        data_type="uint32",
+        encoding="compressed_segmentation",
+        resolution=[SPACING / 10] * 3,
+        voxel_offset=[0, 0, 0],
+        volume_size=list(shape[::-1]),
+        chunk_size=[64, 64, 64],
+    )
+    cv = CloudVolume(url, info=info, parallel=CPUS, progress=False, compress=False)
+    cv.commit_info()
+    cv[:, :, :] = data
+    del data
+    tq = LocalTaskQueue(parallel=CPUS, progress=False)
+    num_mips = max(1, int(np.ceil(np.log2(max(shape) / 64))))
+    tq.insert(tc.create_downsampling_tasks(url, mip=0, num_mips=num_mips, factor=(2, 2, 2)))
+    tq.execute(progress=False)
+    t1 = time.perf_counter()
+    tq.insert(tc.create_meshing_tasks(url, mip=0, shape=(256, 256, 256), sharded=False))
+    tq.execute(progress=False)
+    tq.insert(tc.create_unsharded_multires_mesh_tasks(url, num_lod=3))
+    tq.execute(progress=False)
+    t2 = time.perf_counter()
+    return {"volume_s": t1 - t0, "mesh_s": t2 - t1, "scales": num_mips + 1}
+
+
+def child(args: argparse.Namespace) -> None:
+    fn = run_ours if args.impl == "ours" else run_igneous
+    result = fn(Path(args.source), Path(args.out), args.case)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["size_mb"] = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file()) / 1e6
+    print(json.dumps(result))
+
+
+def measure(impl: str, source: Path, work: Path, case: str) -> dict[str, float]:
+    out = work / f"out-{impl}"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "benchmarks.segmentation", "--child", impl]
+    cmd += ["--case", case, "--source", str(source), "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{impl} {case} failed:\n{proc.stderr[-3000:]}")
+    shutil.rmtree(out, ignore_errors=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", default="binary,instance")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--skip-igneous", action="store_true")
+    parser.add_argument("--child", choices=["ours", "igneous"])
+    parser.add_argument("--case")
+    parser.add_argument("--source")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.child:
+        args.impl = args.child
+        child(args)
+        return
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="segbench-") as tmp:
+        for case in args.cases.split(","):
+            work = Path(tmp) / case
+            source = make_input(work / "mask.zarr", case)
+            voxels = int(np.prod(CASES[case][0]))
+            impls = ["ours"] if args.skip_igneous else ["ours", "igneous"]
+            results = {
+                impl: [measure(impl, source, work, case) for _ in range(args.repeat)]
+                for impl in impls
+            }
+            med = {
+                impl: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                for impl, runs in results.items()
+            }
+            rows.append((case, voxels, med))
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\nmedians of {args.repeat} run(s), {os.cpu_count()} cores\n")
+    head = f"{'case':9} {'impl':8} {'volume s':>9} {'Mvox/s':>8} {'mesh s':>8} {'RSS MB':>8}"
+    print(head + f" {'out MB':>8} {'scales':>6}")
+    for case, voxels, med in rows:
+        for impl, m in med.items():
+            rate = voxels / m["volume_s"] / 1e6
+            print(
+                f"{case:9} {impl:8} {m['volume_s']:9.2f} {rate:8.1f} {m['mesh_s']:8.2f} "
+                f"{m['peak_rss_mb']:8.0f} {m['size_mb']:8.1f} {int(m['scales']):6d}"
+            )
+        if "igneous" in med:
+            ours, theirs = med["ours"], med["igneous"]
+            print(
+                f"{case:9} {'ratio':8} volume x{theirs['volume_s'] / ours['volume_s']:.2f} faster, "
+                f"mesh x{theirs['mesh_s'] / ours['mesh_s']:.2f} faster (igneous / ours)"
+            )
+
+
+if __name__ == "__main__":
+    main()

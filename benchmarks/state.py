@@ -1,0 +1,158 @@
+"""Time to build one tomogram's viewer state for a run with 20 annotations.
+
+    .venv/bin/python -m benchmarks.state [--repeat N]
+
+* warm: catalogue in memory (summaries and info files are still read from disk);
+* warm, summary cache cleared: the same, re-reading and parsing every summary;
+* cold: ``Catalogue.scan`` of the tree, then the state (summary cache cleared);
+* baseline: the same 20 layers as plain dict literals from the in-memory catalogue
+  (metadata flag for visibility, no summaries, no selection): the portal's approach.
+Targets: warm < 5 ms, cold < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryoet_ng import layout
+from cryoet_ng.catalogue import Catalogue, annotation_stem, voxel_spacing_dirname
+from cryoet_ng.config import LayerStyle, SelectionConfig
+from cryoet_ng.summaries import Grid, Occupancy, Summary
+from ngstate import StateOptions, build_state, cache
+
+SPACING, SIZE = 13.48, (960, 928, 500)
+URL = "http://127.0.0.1:8000/data"
+
+
+def make_tree(root: Path, n: int = 20) -> None:
+    run_dir = root / "10000" / "TS_026"
+    vs_dir = run_dir / "Reconstructions" / voxel_spacing_dirname(SPACING)
+    tomo = vs_dir / "Tomograms" / "100"
+    (tomo / "TS_026.zarr").mkdir(parents=True)
+    meta = {"voxel_spacing": SPACING, "size": dict(zip("xyz", SIZE, strict=True))}
+    (tomo / "tomogram_metadata.json").write_text(json.dumps(meta))
+    rng = np.random.default_rng(0)
+    extent = tuple(s * SPACING * 1e-10 for s in SIZE)
+    grid = Grid.for_extent(extent)  # type: ignore[arg-type]
+    for i in range(n):
+        shape = "Point" if i % 2 == 0 else "SegmentationMask"
+        ann = {
+            "annotation_object": {"id": f"GO:{i // 3:07d}", "name": f"object {i // 3}"},
+            "method_type": ["manual", "automated", "hybrid"][i % 3],
+            "ground_truth_status": i % 4 == 0,
+            "version": 1.0,
+        }
+        stem = annotation_stem(ann)
+        adir = vs_dir / "Annotations" / str(100 + i)
+        adir.mkdir(parents=True)
+        rel = f"10000/TS_026/{adir.relative_to(run_dir)}/{stem}_{shape.lower()}"
+        fmt = "ndjson" if shape == "Point" else "zarr"
+        ann["files"] = [
+            {"shape": shape, "format": fmt, "path": rel, "is_visualization_default": True}
+        ]
+        (adir / f"{stem}.json").write_text(json.dumps(ann))
+    catalogue = Catalogue.scan(root)
+    run = catalogue.run("10000", "TS_026")
+    assert run is not None
+    for annotation in run.annotations:
+        shape = annotation.files[0].shape
+        out = layout.annotation_output(root, run, annotation, shape)
+        out.mkdir(parents=True)
+        if shape == "Point":
+            xyz = rng.uniform(0, 1, (500, 3)) * np.asarray(extent)
+            (out / "info").write_text(json.dumps({"properties": [{"id": "diameter"}]}))
+            summary = Summary("annotation", 500, None, Occupancy.of_points(grid, xyz))
+        else:
+            values = np.clip(rng.normal(0.1, 0.3, grid.size), 0, 1)
+            summary = Summary(
+                "segmentation", 1000, None, Occupancy(grid, "fraction", values), {1: 1000}
+            )
+        summary.write(layout.annotation_summary(root, run, annotation, shape))
+    tomogram = run.tomograms[0]
+    stats = {"contrast_2d": [-1.0, 1.0], "contrast_3d": [0.0, 2.0]}
+    Summary("tomogram", extra={"stats": stats}).write(layout.tomogram_summary(root, run, tomogram))
+
+
+def baseline(catalogue: Catalogue, root: Path) -> dict[str, Any]:
+    run = catalogue.run("10000", "TS_026")
+    assert run is not None
+    tomogram = run.tomograms[0]
+    dims = {a: [SPACING * 1e-10, "m"] for a in "xyz"}
+    layers: list[dict[str, Any]] = [
+        {"type": "image", "name": run.name, "source": f"zarr://{URL}/{tomogram.omezarr_relative}"}
+    ]
+    for annotation in run.annotations_for(tomogram):
+        for f in annotation.files:
+            out = layout.annotation_output(root, run, annotation, f.shape)
+            url = f"precomputed://{URL}/{out.relative_to(root).as_posix()}"
+            kind = "annotation" if f.shape == "Point" else "segmentation"
+            layers.append(
+                {
+                    "type": kind,
+                    "name": f"{annotation.id} {annotation.object_name} {f.shape.lower()}",
+                    "source": {"url": url, "transform": {"outputDimensions": dims}},
+                    "visible": bool(f.is_visualization_default),
+                    "annotationColor": "#ffffff",
+                }
+            )
+    return {"dimensions": dims, "layers": layers, "layout": "4panel"}
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_tree(root)
+        options = StateOptions(URL, root, root, style=LayerStyle(), selection=SelectionConfig())
+        catalogue = Catalogue.scan(root)
+        built = build_state(catalogue, "10000", "TS_026", None, options)
+        assert len(built.state["layers"]) == 21, len(built.state["layers"])
+        warm = median_ms(
+            lambda: build_state(catalogue, "10000", "TS_026", None, options), args.repeat
+        )
+        uncached = median_ms(
+            lambda: (cache.clear(), build_state(catalogue, "10000", "TS_026", None, options)),
+            args.repeat,
+        )
+        cold = median_ms(
+            lambda: (
+                cache.clear(),
+                build_state(Catalogue.scan(root), "10000", "TS_026", None, options),
+            ),
+            args.repeat,
+        )
+        base = median_ms(lambda: baseline(catalogue, root), args.repeat)
+        base_cold = median_ms(lambda: baseline(Catalogue.scan(root), root), args.repeat)
+    header = ("case (20 annotations)", "median ms", "baseline ms", "ratio", "target")
+    print(f"{header[0]:<34}{header[1]:>10}{header[2]:>13}{header[3]:>8}{header[4]:>9}")
+    for label, ours, base_ms, target in (
+        ("warm (catalogue in memory)", warm, base, "< 5"),
+        ("warm, summary cache cleared", uncached, base, "-"),
+        ("cold (scan + build)", cold, base_cold, "< 50"),
+    ):
+        print(f"{label:<34}{ours:>10.2f}{base_ms:>13.3f}{ours / base_ms:>8.1f}{target:>9}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Annotation folders: data files (ndjson points, OME-Zarr + MRC masks) and metadata.
+
+One :class:`AnnotationSpec` describes an annotation as the portal's ingestion config
+would (object, method, flags, sources); :func:`write_annotation` writes
+``Annotations/<id>/<slug>-<version>_<shape>.<ext>`` for each source and then, last,
+the ``<slug>-<version>.json`` metadata (spec sections 1-3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryoet_ng.atomic import write_bytes, write_json
+from cryoet_ng.catalogue import annotation_stem
+from cryoet_ng.sample.metadata import dates
+from cryoet_ng.sample.omezarr import Pyramid, write_mrc, write_omezarr
+from cryoet_ng.sample.spec import LAST_UPDATED_AT, AnnotationRecord, FileRecord
+
+_POINT = '{"type": "point", "location": {"x": %.2f, "y": %.2f, "z": %.2f}}\n'
+_INSTANCE = (
+    '{"type": "instancePoint", "location": {"x": %.2f, "y": %.2f, "z": %.2f}, "instance_id": %d}\n'
+)
+_ORIENTED = (
+    '{"type": "orientedPoint", "location": {"x": %.2f, "y": %.2f, "z": %.2f}, '
+    '"xyz_rotation_matrix": [[%.6f, %.6f, %.6f], [%.6f, %.6f, %.6f], [%.6f, %.6f, %.6f]]}\n'
+)
+
+
+@dataclass(frozen=True)
+class AnnotationObject:
+    id: str  # ontology id, e.g. GO:0022626
+    name: str
+    description: str | None = None
+    state: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        doc = {"id": self.id, "name": self.name}
+        if self.description:
+            doc["description"] = self.description
+        if self.state:
+            doc["state"] = self.state
+        return doc
+
+
+@dataclass(frozen=True)
+class Source:
+    """One shape of an annotation and its data (points in x, y, z voxels; masks z, y, x)."""
+
+    shape: str  # Point, OrientedPoint, InstanceSegmentation, SegmentationMask, ...
+    is_visualization_default: bool
+    points: np.ndarray | None = None
+    rotations: np.ndarray | None = None  # OrientedPoint: (n, 3, 3)
+    instance_ids: np.ndarray | None = None  # InstanceSegmentation: (n,)
+    pyramid: Pyramid | None = None  # masks
+
+    def object_count(self) -> int:
+        """Portal rule: records, distinct instances, distinct labels, or 0 for semantic masks."""
+        if self.shape == "InstanceSegmentation":
+            return len(np.unique(self.instance_ids))
+        if self.shape == "InstanceSegmentationMask":
+            return len(self.labels())
+        if self.shape == "SegmentationMask":
+            return 0
+        return len(self.points)
+
+    def labels(self) -> list[int]:
+        """Non-zero labels of a mask's level 0 (bincount: much faster than np.unique)."""
+        counts = np.bincount(self.pyramid.levels[0].ravel().astype(np.intp))
+        return [int(v) for v in np.flatnonzero(counts) if v != 0]
+
+    def ndjson(self) -> bytes:
+        """All records in one formatting call (no per-point Python loop)."""
+        pts = np.asarray(self.points, np.float64)
+        if self.shape == "Point":
+            fmt, values = _POINT, pts
+        elif self.shape == "OrientedPoint":
+            fmt, values = _ORIENTED, np.hstack([pts, self.rotations.reshape(len(pts), 9)])
+        elif self.shape == "InstanceSegmentation":
+            fmt, values = _INSTANCE, np.hstack([pts, self.instance_ids[:, None]])
+        else:
+            raise ValueError(f"{self.shape} is not a point shape")
+        return ((fmt * len(values)) % tuple(values.ravel().tolist())).encode()
+
+
+@dataclass(frozen=True)
+class AnnotationSpec:
+    """What a dataset YAML says about one annotation."""
+
+    obj: AnnotationObject
+    ingest_id: str
+    method_type: str  # manual, automated, hybrid, simulated
+    ground_truth: bool
+    curator_recommended: bool
+    method: str
+    software: str
+    deposition_id: int
+    authors: list[dict[str, Any]]
+    sources: tuple[Source, ...]
+    version: float = 1.0
+    confidence: dict[str, Any] | None = None
+    publications: str = ""
+    links: tuple[dict[str, str], ...] = field(default_factory=tuple)
+
+    def metadata(self, files: list[dict[str, Any]], alignment: str) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "annotation_ingest_id": self.ingest_id,
+            "annotation_object": self.obj.to_json(),
+            "annotation_method": self.method,
+            "method_type": self.method_type,
+            "ground_truth_status": self.ground_truth,
+            "is_curator_recommended": self.curator_recommended,
+            "annotation_software": self.software,
+            "annotation_publications": self.publications,
+            "method_links": list(self.links),
+            "version": self.version,
+            "object_count": self.sources[0].object_count(),
+            "files": files,
+            "authors": self.authors,
+            "dates": dates(),
+            "alignment_metadata_path": alignment,
+            "deposition_id": self.deposition_id,
+            "last_updated_at": LAST_UPDATED_AT,
+        }
+        if self.confidence is not None:
+            doc["confidence"] = self.confidence
+        return doc
+
+    def stem(self) -> str:
+        return annotation_stem({"annotation_object": self.obj.to_json(), "version": self.version})
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an annotation goes and against what it is checked."""
+
+    root: Path  # data root
+    folder: str  # bucket-relative Annotations/<id> folder
+    dataset_id: str
+    run_name: str
+    voxel_spacing: float
+    size_xyz: tuple[int, int, int]  # tomogram size at this spacing (bounds check)
+    alignment: str  # bucket-relative alignment_metadata.json
+    mrc_max_bytes: int
+
+
+def _check_bounds(points: np.ndarray, size_xyz: tuple[int, int, int], where: str) -> None:
+    upper = np.asarray(size_xyz) - 1
+    if len(points) and (np.any(points < 0) or np.any(points > upper)):
+        raise ValueError(f"{where}: a coordinate leaves 0..size-1 {tuple(upper)}")
+
+
+def write_annotation(target: Target, spec: AnnotationSpec) -> AnnotationRecord:
+    """Write the data files of every source, then the metadata file (portal order)."""
+    stem = spec.stem()
+    files: list[FileRecord] = []
+    volume_shape = None
+    for source in spec.sources:
+        base = f"{target.folder}/{stem}_{source.shape.lower()}"
+        flag = source.is_visualization_default
+        if source.pyramid is None:
+            _check_bounds(source.points, target.size_xyz, base)
+            write_bytes(target.root / f"{base}.ndjson", source.ndjson())
+            files.append(FileRecord(source.shape, "ndjson", f"{base}.ndjson", flag))
+            continue
+        level0 = source.pyramid.levels[0]
+        if level0.shape != tuple(reversed(target.size_xyz)):
+            raise ValueError(f"{base}: mask shape {level0.shape} != volume {target.size_xyz[::-1]}")
+        volume_shape = level0.shape
+        extra = None
+        if source.shape == "InstanceSegmentationMask":
+            colors = [{"label-value": v} for v in source.labels()]
+            extra = {"image-label": {"version": "0.4", "colors": colors}}
+        write_omezarr(target.root / f"{base}.zarr", source.pyramid, extra)
+        files.append(FileRecord(source.shape, "zarr", f"{base}.zarr", flag))
+        # The portal always lists the MRC twin; large ones are skipped at demo size.
+        write_twin = level0.nbytes <= target.mrc_max_bytes
+        if write_twin:
+            write_mrc(target.root / f"{base}.mrc", level0, target.voxel_spacing, "cryoet-ng sample")
+        files.append(FileRecord(source.shape, "mrc", f"{base}.mrc", flag, written=write_twin))
+    entries = [
+        {
+            "format": f.format,
+            "path": f.path,
+            "shape": f.shape,
+            "is_visualization_default": f.is_visualization_default,
+        }
+        for f in files
+    ]
+    metadata_path = f"{target.folder}/{stem}.json"
+    write_json(target.root / metadata_path, spec.metadata(entries, target.alignment))
+    return AnnotationRecord(
+        dataset_id=target.dataset_id,
+        run_name=target.run_name,
+        voxel_spacing=target.voxel_spacing,
+        annotation_id=target.folder.rsplit("/", 1)[1],
+        stem=stem,
+        object_name=spec.obj.name,
+        object_count=spec.sources[0].object_count(),
+        metadata_path=metadata_path,
+        files=tuple(files),
+        volume_shape_zyx=volume_shape,
+    )

@@ -1,0 +1,236 @@
+"""Entry point: catalogue + summaries -> one tomogram's viewer state and its explanation."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from cryoet_ng import layout
+from cryoet_ng.catalogue import Catalogue, Run, Tomogram
+from cryoet_ng.config import Config, LayerStyle, SelectionConfig
+from cryoet_ng.summaries import summary_path
+from ngstate import cache, colors, layers
+from ngstate.candidates import Candidate, gather, numeric_id
+from ngstate.selection import Decision, select
+from ngstate.state import Camera, viewer_state
+
+
+class NotFoundError(LookupError):
+    """Unknown dataset, run or tomogram; the message says which."""
+
+
+@dataclass(frozen=True)
+class StateOptions:
+    data_url: str  # URL prefix of the data tree as the browser sees it, no trailing slash
+    out_root: Path  # precompute outputs + summaries
+    data_root: Path
+    out_url: str | None = None  # URL prefix of out_root when it differs; None = data_url
+    style: LayerStyle = field(default_factory=LayerStyle)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+    @classmethod
+    def from_config(
+        cls, config: Config, data_url: str | None = None, out_url: str | None = None
+    ) -> StateOptions:
+        """``data_url``: explicit, else ``config.data_url``, else this server's ``/data``."""
+        url = (
+            data_url or config.data_url or f"http://{config.server.host}:{config.server.port}/data"
+        )
+        return cls(
+            data_url=url.rstrip("/"),
+            out_root=config.out_root,
+            data_root=config.data_root,
+            out_url=out_url.rstrip("/") if out_url else None,
+            style=config.layers,
+            selection=config.selection,
+        )
+
+
+@dataclass
+class BuiltState:
+    state: dict[str, Any]
+    decisions: list[Decision]
+    messages: list[str]
+    tomogram_id: str
+
+    def explanation(self) -> dict[str, Any]:
+        return {
+            "tomogram": self.tomogram_id,
+            "layers": [d.to_json() for d in self.decisions],
+            "messages": list(self.messages),
+        }
+
+
+def resolve(
+    catalogue: Catalogue, dataset_id: str, run_name: str, tomogram_id: str | None
+) -> tuple[Run, Tomogram]:
+    """The run and tomogram, or :class:`NotFoundError` naming what is unknown."""
+    dataset = catalogue.datasets.get(dataset_id)
+    if dataset is None:
+        raise NotFoundError(f"unknown dataset {dataset_id!r} under {catalogue.root}")
+    run = dataset.runs.get(run_name)
+    if run is None:
+        raise NotFoundError(f"dataset {dataset_id}: unknown run {run_name!r}")
+    tomogram = run.default_tomogram() if tomogram_id is None else run.tomogram(tomogram_id)
+    if tomogram is None:
+        if tomogram_id is None:
+            raise NotFoundError(f"run {dataset_id}/{run_name} has no tomogram")
+        known = ", ".join(sorted(t.id for t in run.tomograms)) or "none"
+        raise NotFoundError(
+            f"run {dataset_id}/{run_name}: unknown tomogram {tomogram_id!r} (known: {known})"
+        )
+    return run, tomogram
+
+
+def _url(prefix: str, relative: str) -> str:
+    return f"{prefix}/{quote(relative.lstrip('/'), safe='/._-~')}"
+
+
+def _contrast(value: Any) -> layers.ContrastLimits | None:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return layers.ContrastLimits(lo, hi) if hi > lo else None
+
+
+def _image(run: Run, tomogram: Tomogram, options: StateOptions, messages: list[str]):
+    if tomogram.omezarr_relative is None:
+        messages.append(f"tomogram {tomogram.id}: no OME-Zarr; image layer left out")
+        return None
+    path = layout.tomogram_summary(options.out_root, run, tomogram)
+    try:
+        summary = cache.summary(path)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        messages.append(f"tomogram {tomogram.id}: summary {path} unreadable ({exc})")
+        summary = None
+    stats = (summary.extra.get("stats") if summary is not None else None) or {}
+    contrast_2d = _contrast(stats.get("contrast_2d"))
+    contrast_3d = _contrast(stats.get("contrast_3d"))
+    if contrast_2d is None:
+        messages.append(
+            f"tomogram {tomogram.id}: no contrast statistics (precompute not run?); "
+            "contrast left to Neuroglancer's defaults"
+        )
+    return layers.ImageLayerOptions(
+        name=run.name,
+        url="zarr://" + _url(options.data_url, tomogram.omezarr_relative),
+        contrast_2d=contrast_2d,
+        contrast_3d=contrast_3d or contrast_2d,
+        gain=options.style.image_gain,
+    )
+
+
+def _colour_key(c: Candidate) -> colors.ColourKey:
+    a = c.annotation
+    identity = f"{c.object_key}|{a.id}|{a.voxel_spacing:g}|{c.shape}"
+    return colors.ColourKey(identity, (numeric_id(a.id), f"{a.voxel_spacing:g}|{c.shape}"))
+
+
+def _annotation_layer(
+    c: Candidate, visible: bool, colour: str, tomogram: Tomogram, options: StateOptions
+) -> dict[str, Any]:
+    prefix = options.out_url or options.data_url
+    url = "precomputed://" + _url(prefix, c.output.relative_to(options.out_root).as_posix())
+    transform = layers.source_transform(c.annotation.voxel_spacing, tomogram.voxel_spacing)
+    if c.family == "volume":
+        labels = c.labels
+        return layers.segmentation_layer(
+            layers.SegmentationLayerOptions(
+                name=c.name,
+                url=url,
+                transform=transform,
+                colour=colour,
+                visible=visible,
+                segments=labels,
+                # One label: the layer's colour; several: a stable colour per label.
+                segment_colours=(
+                    colors.label_colours(colour, labels)
+                    if len(labels) > 1
+                    else {str(label): colour for label in labels}
+                ),
+                mesh_render_scale=options.style.mesh_render_scale,
+            )
+        )
+    return layers.annotation_layer(
+        layers.AnnotationLayerOptions(
+            name=c.name,
+            url=url,
+            transform=transform,
+            colour=colour,
+            visible=visible,
+            geometry="line" if c.shape == "OrientedPoint" else "point",
+            properties=c.properties,
+            per_instance_colour=c.shape == "InstanceSegmentation",
+            default_size=options.style.default_diameter_voxels,
+        )
+    )
+
+
+def build_state(
+    catalogue: Catalogue,
+    dataset_id: str,
+    run_name: str,
+    tomogram_id: str | None,
+    options: StateOptions,
+) -> BuiltState:
+    """The viewer state of one tomogram (default: the run's), with every decision explained."""
+    run, tomogram = resolve(catalogue, dataset_id, run_name, tomogram_id)
+    messages: list[str] = []
+    image = _image(run, tomogram, options, messages)
+    gathered = gather(run, tomogram, options.out_root)
+    messages.extend(gathered.messages)
+    cands = gathered.candidates
+    decisions = select(cands, options.selection)
+    palette = colors.assign([_colour_key(c) for c in cands])
+    layer_json = [layers.image_layer(image)] if image is not None else []
+    for c, d, colour in zip(cands, decisions, palette, strict=True):
+        layer_json.append(_annotation_layer(c, d.visible, colour, tomogram, options))
+    if image is not None:
+        image_decision = Decision(image.name, True, "shown: the tomogram itself", rule="image")
+        decisions = [image_decision, *decisions]
+    if tomogram.size_xyz is None:
+        messages.append(f"tomogram {tomogram.id}: size unknown; camera left to Neuroglancer")
+    state = viewer_state(
+        tomogram.voxel_spacing,
+        Camera(tomogram.size_xyz),
+        layer_json,
+        image.name if image is not None else None,
+        options.style,
+    )
+    return BuiltState(state, decisions, messages, tomogram.id)
+
+
+def state_inputs_mtime(
+    catalogue: Catalogue,
+    dataset_id: str,
+    run_name: str,
+    tomogram_id: str | None,
+    options: StateOptions,
+) -> float:
+    """Newest mtime of the metadata, output folders and summaries the state depends on.
+
+    A server can cache a built state and rebuild it when this grows. Missing files count
+    as 0 (their later appearance raises the folder's mtime, which is included).
+    """
+    run, tomogram = resolve(catalogue, dataset_id, run_name, tomogram_id)
+    paths: list[Path] = [
+        tomogram.metadata_path,
+        layout.tomogram_summary(options.out_root, run, tomogram),
+    ]
+    for annotation in run.annotations_for(tomogram):
+        paths.append(annotation.metadata_path)
+        for f in annotation.files:
+            if f.is_precomputable:
+                output = layout.annotation_output(options.out_root, run, annotation, f.shape)
+                paths += [output.parent, output, summary_path(output), output / "info"]
+    newest = 0.0
+    for path in dict.fromkeys(paths):
+        try:
+            newest = max(newest, os.stat(path).st_mtime)
+        except OSError:
+            continue
+    return newest

@@ -1,0 +1,221 @@
+"""Catalogue + precompute summaries -> candidate layers of one tomogram.
+
+A candidate is one (annotation, shape) whose precomputed output exists. It carries what
+the selection needs (object identity, shape family, rank, author flag, summary) and what
+the layer builder needs (URL, spacing, labels, annotation properties).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryoet_ng import layout
+from cryoet_ng.catalogue import (
+    POINT_SHAPES,
+    Annotation,
+    AnnotationFile,
+    Run,
+    Tomogram,
+)
+from cryoet_ng.summaries import Summary, summary_path
+from ngstate import cache
+
+# Tiers, best first: (label, weight). Weights double per tier, so hiding two layers of
+# one tier costs as much as hiding one of the tier above; a container mask must beat the
+# sum of what it would hide.
+TIERS = (
+    ("ground truth", 16.0),
+    ("curator-recommended", 8.0),
+    ("manual or hybrid", 4.0),
+    ("automated prediction", 2.0),
+    ("simulated", 1.0),
+)
+_METHOD_ORDER = {"manual": 0, "hybrid": 1, "automated": 2, "simulated": 3}
+# Richer shapes first within a family (oriented points say more than plain points).
+_SHAPE_RICHNESS = {
+    "OrientedPoint": 0,
+    "InstanceSegmentation": 1,
+    "Point": 2,
+    "InstanceSegmentationMask": 0,
+    "SegmentationMask": 1,
+}
+
+
+def tier_of(annotation: Annotation) -> int:
+    if annotation.ground_truth:
+        return 0
+    if annotation.curator_recommended:
+        return 1
+    method = annotation.method_type
+    if method in ("manual", "hybrid"):
+        return 2
+    if method == "simulated":
+        return 4
+    return 3  # automated, or unspecified: treated as a prediction
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^0-9a-z]+", " ", text.lower())).strip()
+
+
+def object_key(annotation: Annotation) -> str:
+    """Same object = same ontology id (else normalised name) and same description/state."""
+    obj = annotation.metadata.get("annotation_object") or {}
+    base = str(obj.get("id") or "").strip().upper() or normalise(annotation.object_name)
+    parts = [base]
+    for extra in ("description", "state"):
+        if obj.get(extra):
+            parts.append(normalise(str(obj[extra])))
+    return "|".join(parts)
+
+
+def numeric_id(text: str) -> int:
+    return int(text) if text.isdigit() else 1 << 62
+
+
+@dataclass
+class Candidate:
+    name: str
+    annotation: Annotation
+    file: AnnotationFile
+    kind: str  # point, orientedpoint, segmentation, instancesegmentation
+    output: Path
+    summary: Summary | None
+    summary_note: str | None  # why there is no usable summary
+    properties: frozenset[str]  # annotation property ids in the output's info
+
+    @property
+    def shape(self) -> str:
+        return self.file.shape
+
+    @property
+    def family(self) -> str:
+        return "point" if self.shape in POINT_SHAPES else "volume"
+
+    @property
+    def object_key(self) -> str:
+        return object_key(self.annotation)
+
+    @property
+    def tier(self) -> int:
+        return tier_of(self.annotation)
+
+    @property
+    def tier_label(self) -> str:
+        return TIERS[self.tier][0]
+
+    @property
+    def weight(self) -> float:
+        return TIERS[self.tier][1]
+
+    @property
+    def author_flag(self) -> bool | None:
+        return self.file.is_visualization_default
+
+    @property
+    def rank_key(self) -> tuple[object, ...]:
+        """Lower is better within one object and shape family."""
+        a = self.annotation
+        return (
+            self.tier,
+            not a.curator_recommended,
+            _METHOD_ORDER.get(a.method_type, 2),
+            _SHAPE_RICHNESS.get(self.shape, 9),
+            -a.version,
+            -numeric_id(a.id),
+            self.name,
+        )
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        """Labels to show: from the summary, else 1..object_count for instance masks."""
+        if self.summary is not None and self.summary.labels:
+            return tuple(sorted(k for k in self.summary.labels if k != 0))
+        count = int(self.annotation.metadata.get("object_count") or 0)
+        if self.shape == "InstanceSegmentationMask" and count > 1:
+            return tuple(range(1, count + 1))
+        return (1,)
+
+    def describe(self) -> str:
+        """``ground truth 101 cytosolic ribosome point``: tier + layer name, for reasons."""
+        return f"{self.tier_label} {self.name}"
+
+
+@dataclass
+class Gathered:
+    candidates: list[Candidate]
+    messages: list[str]
+
+
+def _kind(annotation: Annotation, file: AnnotationFile, summary: Summary | None) -> str:
+    if file.shape in ("Point", "InstanceSegmentation"):
+        return "point"
+    if file.shape == "OrientedPoint":
+        return "orientedpoint"
+    if summary is not None and summary.labels is not None:
+        multi = len([k for k in summary.labels if k != 0]) > 1
+    else:
+        multi = file.shape == "InstanceSegmentationMask" and (
+            int(annotation.metadata.get("object_count") or 0) > 1
+        )
+    return "instancesegmentation" if multi else "segmentation"
+
+
+def _read_summary(path: Path, expected: tuple[str, ...]) -> tuple[Summary | None, str | None]:
+    try:
+        summary = cache.summary(path)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return None, f"summary {path.name} unreadable ({exc}); decided from metadata only"
+    if summary is None:
+        return None, "no summary (precompute not run?); decided from metadata only"
+    if summary.kind not in expected:
+        return None, f"summary {path.name} has kind {summary.kind!r}; decided from metadata only"
+    return summary, None
+
+
+def gather(run: Run, tomogram: Tomogram, out_root: Path) -> Gathered:
+    """Candidates of the tomogram's annotations, and what was left out and why."""
+    candidates: list[Candidate] = []
+    messages: list[str] = []
+    for annotation in run.annotations_for(tomogram):
+        for file in annotation.files:
+            if not file.is_precomputable:
+                if file.shape == "TriangularMesh":
+                    messages.append(
+                        f"annotation {annotation.id} ({annotation.object_name}): mesh files are "
+                        "not converted; left out"
+                    )
+                continue
+            output = layout.annotation_output(out_root, run, annotation, file.shape)
+            if not output.is_dir():
+                messages.append(
+                    f"annotation {annotation.id} ({annotation.object_name}) {file.shape}: "
+                    f"precompute output {output} missing; layer left out"
+                )
+                continue
+            expected = ("annotation",) if file.shape in POINT_SHAPES else ("segmentation",)
+            summary, note = _read_summary(summary_path(output), expected)
+            props = cache.info_properties(output) if file.shape in POINT_SHAPES else frozenset()
+            kind = _kind(annotation, file, summary)
+            name = f"{annotation.id} {annotation.object_name} {kind}"
+            candidates.append(Candidate(name, annotation, file, kind, output, summary, note, props))
+    _unique_names(candidates)
+    return Gathered(candidates, messages)
+
+
+def _unique_names(candidates: list[Candidate]) -> None:
+    """Neuroglancer layer names must be unique: qualify clashes with spacing and/or shape."""
+    groups: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        groups.setdefault(c.name, []).append(c)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        spacings = {c.annotation.voxel_spacing for c in group}
+        for c in group:
+            if len(spacings) == len(group):
+                c.name = f"{c.name} ({c.annotation.voxel_spacing:g} Å)"
+            else:
+                c.name = f"{c.name} ({c.shape}, {c.annotation.voxel_spacing:g} Å)"

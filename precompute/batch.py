@@ -1,0 +1,165 @@
+"""``cryoet-ng precompute``: every unit of work of a data tree, resumable and in parallel.
+
+One code path for every scale: jobs run on Dask workers, on a ``LocalCluster`` with one
+single-threaded worker process per core by default, or on an existing cluster when
+``--scheduler tcp://host:port`` is given (its workers must see the same file system and
+have this package installed). ``--workers 1`` without a scheduler runs in this process,
+for debugging and profiling.
+
+Each job decides on its worker whether its output is current (see :mod:`precompute.runner`),
+so re-runs are cheap and a killed run resumes where it stopped. Before any job starts, the
+``.tmp-*`` leftovers of killed writers are removed from every output folder the batch will
+write into; only one batch may write to an output root at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from cryoet_ng.atomic import remove_stale_temporaries
+from cryoet_ng.catalogue import Catalogue
+from cryoet_ng.config import Config
+from precompute import storage
+from precompute.jobs import Job, discover
+from precompute.report import BatchReport
+from precompute.runner import Outcome, execute, output_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to run a batch: where jobs go and whether finished work is redone."""
+
+    workers: int
+    scheduler: str | None = None
+    force: bool = False
+
+    @property
+    def in_process(self) -> bool:
+        return self.scheduler is None and self.workers <= 1
+
+    def describe(self) -> str:
+        if self.scheduler is not None:
+            return f"dask scheduler {self.scheduler}"
+        if self.in_process:
+            return "in-process"
+        return f"dask local cluster ({self.workers} workers)"
+
+
+def main(args: argparse.Namespace, config: Config) -> int:
+    """Entry point of ``cryoet-ng precompute``; 0 only when nothing failed."""
+    workers = args.workers or config.precompute.workers or os.cpu_count() or 1
+    plan = Plan(workers=max(1, workers), scheduler=args.scheduler, force=args.force)
+    try:
+        with storage.output_root(args.out, config.out_root) as out:
+            report = run_batch(args.data_root, out, config, plan, args)
+    except storage.StorageError as exc:
+        print(f"cryoet-ng precompute: {exc}", file=sys.stderr)
+        return 2
+    print(report.table())
+    if args.report is not None:
+        report.write(args.report)
+        log.info("report written to %s", args.report)
+    return 0 if report.ok else 1
+
+
+def run_batch(
+    data_root: Path,
+    out: storage.OutputRoot,
+    config: Config,
+    plan: Plan,
+    args: argparse.Namespace,
+) -> BatchReport:
+    """Scan the tree, clean leftovers, run every job and collect the outcomes."""
+    start = time.perf_counter()
+    catalogue = Catalogue.scan(data_root, args.datasets)
+    jobs = list(discover(catalogue, out.local, args.runs))
+    report = BatchReport(str(catalogue.root), out.url, plan.describe(), list(catalogue.warnings))
+    out.prepare(jobs, force=plan.force)
+    removed = sum(remove_stale_temporaries(f) for f in {output_of(j).parent for j in jobs})
+    if removed:
+        log.info("removed %d stale temporary entries of an interrupted run", removed)
+    log.info("%d jobs from %s, running %s", len(jobs), catalogue.root, plan.describe())
+    with _progress(len(jobs)) as bar:
+        for job, outcome in _outcomes(jobs, config, plan):
+            report.add(outcome)
+            if outcome.status == "done":
+                out.publish(job)
+            elif outcome.status == "failed" and outcome.error is not None:
+                log.error("failed %s: %s", outcome.job, _where(outcome.error))
+            counts = report.counts
+            bar.set_postfix(done=counts["done"], skipped=counts["skipped"], failed=counts["failed"])
+            bar.update()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _where(error: dict[str, object]) -> str:
+    line = f":{error['line']}" if error.get("line") is not None else ""
+    return f"{error.get('file')}{line}: {error.get('message')}"
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[tqdm]:
+    """A tqdm bar on an interactive terminal; silent under CI or when stderr is a file."""
+    disable = not sys.stderr.isatty() or bool(os.environ.get("CI"))
+    with logging_redirect_tqdm(), tqdm(total=total, unit="job", disable=disable) as bar:
+        yield bar
+
+
+def _outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tuple[Job, Outcome]]:
+    """Outcomes in completion order, from this process or from Dask workers."""
+    if plan.in_process:
+        for job in jobs:
+            yield job, execute(job, config, plan.force)
+        return
+    # Imported here: distributed takes ~1 s to import and the in-process path needs none of it.
+    import dask
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    # A job that kills its worker (segfault, out of memory) is retried once, then reported.
+    if not log.isEnabledFor(logging.DEBUG):
+        # Cluster start/stop chatter buries the failures; -v brings it back.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    retries = {"distributed.scheduler.allowed-failures": 1}
+    with dask.config.set(retries), contextlib.ExitStack() as stack:
+        if plan.scheduler is not None:
+            client = stack.enter_context(Client(plan.scheduler))
+        else:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=plan.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+        batch_id = uuid.uuid4().hex[:8]  # keys stay unique on a shared scheduler
+        futures = {
+            client.submit(execute, job, config, plan.force, key=f"precompute-{batch_id}-{i}"): job
+            for i, job in enumerate(jobs)
+        }
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # the worker died or the scheduler lost the task
+                error = {"file": str(job.source), "line": None, "message": f"worker lost: {exc}"}
+                outcome = Outcome(job.name, "failed", 0.0, str(output_of(job)), error)
+            yield job, outcome
+            future.release()

@@ -1,0 +1,252 @@
+"""Binary encoding of precomputed annotations with numpy structured dtypes (no per-item loops).
+
+Single annotation encoding (annotations.md): float32le geometry, then the properties grouped
+by alignment (4-byte, 2-byte, 1-byte types), zero padding to a multiple of 4 bytes, then per
+relationship a uint32le count and the uint64le related ids (``by_id`` only). Lists of
+annotations (spatial cells, relationship index) are a uint64le count, the encoded annotations
+(without relationships) and their uint64le ids.
+
+The ``properties`` list in the info JSON is already in encoding order (4-byte types first), so
+Neuroglancer's client (which sorts by alignment, stably) and neuroglancer's Python reader
+(which uses the info order) agree. ``point_index`` comes first because that reader (2.41)
+aligns ``uint32`` properties to 3 bytes: only offset 0 decodes correctly there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+WHITE = (255, 255, 255)
+AXIS_COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)  # x red, y green, z blue
+# Per-instance names need a uint16 enum; beyond that every point is named after the object
+# (the instance id stays available through the relationship index).
+MAX_NAMED_INSTANCES = 65535
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """Encoded annotations of one layer, one row per annotation (point or line)."""
+
+    annotation_type: str  # "point" or "line"
+    properties: list[dict[str, Any]]  # info JSON "properties", in encoding order
+    records: np.ndarray  # (m, record_bytes) uint8: geometry + properties + padding
+    ids: np.ndarray  # (m,) uint64 annotation ids
+    lower: np.ndarray  # (m, 3) float64 bounding box of each annotation (float32-exact)
+    upper: np.ndarray  # (m, 3)
+    segments: np.ndarray | None  # (m,) uint64 related instance id, or None (no relationship)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Names:
+    """The ``name`` enum: a label per value, and each annotation's value."""
+
+    labels: list[str]
+    values: np.ndarray  # (n,) int
+
+
+def names_for(object_name: str, count: int, instance_id: np.ndarray | None = None) -> Names:
+    """Label 0 = object name, or one label per instance: "<object name> <instance_id>"."""
+    if instance_id is None or len(instance_id) == 0:
+        return Names([object_name], np.zeros(count, np.int64))
+    unique, inverse = np.unique(instance_id, return_inverse=True)
+    if len(unique) > MAX_NAMED_INSTANCES:
+        return Names([object_name], np.zeros(len(instance_id), np.int64))
+    return Names([f"{object_name} {i}" for i in unique.tolist()], inverse.astype(np.int64))
+
+
+def _name_property(names: Names) -> tuple[dict[str, Any], str]:
+    dtype = "uint8" if len(names.labels) <= 256 else "uint16"
+    spec = {
+        "id": "name",
+        "type": dtype,
+        "enum_values": list(range(len(names.labels))),
+        "enum_labels": names.labels,
+    }
+    return spec, "<u1" if dtype == "uint8" else "<u2"
+
+
+def _record_dtype(geometry: int, fields: list[tuple[str, Any]]) -> np.dtype:
+    """Packed dtype: geometry, the property fields, zero padding to a multiple of 4."""
+    layout: list[tuple[Any, ...]] = [("geometry", "<f4", (geometry,)), *fields]
+    size = np.dtype(layout).itemsize
+    if size % 4:
+        layout.append(("padding", "u1", (4 - size % 4,)))
+    return np.dtype(layout)
+
+
+def point_annotations(
+    xyz: np.ndarray,
+    ids: np.ndarray,
+    point_index: np.ndarray,
+    names: Names,
+    diameter: float,
+    colours: np.ndarray | None,
+    segments: np.ndarray | None,
+) -> Annotations:
+    """POINT annotations with properties point_index, diameter, name, color."""
+    name_spec, name_dtype = _name_property(names)
+    dtype = _record_dtype(
+        3,
+        [("point_index", "<u4"), ("diameter", "<f4"), ("name", name_dtype), ("color", "u1", (3,))],
+    )
+    rec = np.zeros(len(xyz), dtype)
+    rec["geometry"] = xyz
+    rec["point_index"] = point_index
+    rec["diameter"] = diameter
+    rec["name"] = names.values
+    rec["color"] = WHITE if colours is None else colours
+    position = rec["geometry"].astype(np.float64)  # float32-exact: what the reader decodes
+    properties = [
+        {"id": "point_index", "type": "uint32", "description": "record number in the source"},
+        {"id": "diameter", "type": "float32", "description": "particle diameter (voxels)"},
+        name_spec,
+        {"id": "color", "type": "rgb"},
+    ]
+    return Annotations(
+        "point", properties, _bytes(rec), ids.astype(np.uint64), position, position, segments
+    )
+
+
+def line_annotations(
+    xyz: np.ndarray,
+    rotation: np.ndarray,
+    point_index: np.ndarray,
+    names: Names,
+    diameter: float,
+    length: float,
+) -> Annotations:
+    """Three LINE annotations per oriented point, from the point along each rotation column.
+
+    Line ``3 i + a`` runs from point ``i`` along column ``a`` of its rotation matrix (the
+    particle's a-th axis in tomogram xyz) for ``length`` voxels; colour x red, y green, z blue.
+    """
+    name_spec, name_dtype = _name_property(names)
+    fields = [
+        ("point_index", "<u4"),
+        ("diameter", "<f4"),
+        ("name", name_dtype),
+        ("point_color", "u1", (3,)),
+        ("line_color", "u1", (3,)),
+    ]
+    dtype = _record_dtype(6, fields)
+    n = len(xyz)
+    rec = np.zeros((n, 3), dtype)
+    start = np.repeat(xyz[:, None, :], 3, axis=1)  # (n, axis, xyz)
+    end = xyz[:, None, :] + length * np.swapaxes(rotation, 1, 2)  # row a = column a of R
+    rec["geometry"][..., :3] = start
+    rec["geometry"][..., 3:] = end
+    rec["point_index"] = point_index[:, None]
+    rec["diameter"] = diameter
+    rec["name"] = names.values[:, None]
+    rec["point_color"] = WHITE
+    rec["line_color"] = AXIS_COLOURS
+    rec = rec.reshape(-1)
+    geometry = rec["geometry"].astype(np.float64)
+    properties = [
+        {"id": "point_index", "type": "uint32", "description": "record number in the source"},
+        {"id": "diameter", "type": "float32", "description": "particle diameter (voxels)"},
+        name_spec,
+        {"id": "point_color", "type": "rgb"},
+        {"id": "line_color", "type": "rgb", "description": "axis: x red, y green, z blue"},
+    ]
+    ids = (3 * point_index.astype(np.uint64)[:, None] + np.arange(3, dtype=np.uint64)).ravel()
+    lower = np.minimum(geometry[:, :3], geometry[:, 3:])
+    upper = np.maximum(geometry[:, :3], geometry[:, 3:])
+    return Annotations("line", properties, _bytes(rec), ids, lower, upper, None)
+
+
+def _bytes(rec: np.ndarray) -> np.ndarray:
+    return rec.view(np.uint8).reshape(len(rec), rec.dtype.itemsize)
+
+
+def by_id_values(ann: Annotations) -> np.ndarray:
+    """(m, size) uint8: each annotation's single encoding, with its related instance id."""
+    if ann.segments is None:
+        return ann.records
+    size = ann.records.shape[1]
+    dtype = np.dtype([("record", "u1", (size,)), ("count", "<u4"), ("segment", "<u8")])
+    out = np.empty(len(ann), dtype)
+    out["record"] = ann.records
+    out["count"] = 1
+    out["segment"] = ann.segments
+    return _bytes(out)
+
+
+def encode_lists(
+    records: np.ndarray, ids: np.ndarray, members: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multiple-annotation encodings of consecutive groups of ``members``.
+
+    Group ``g`` is ``members[sum(counts[:g]) : sum(counts[:g+1])]`` (indices into ``records``
+    and ``ids``). Returns the concatenated encodings (uint8) and each group's size in bytes.
+    Every part is a whole number of uint32 words, and each part's words appear in the output
+    in the same order as in the gathered arrays, so three masked assignments fill the buffer
+    (cheaper than an index per word).
+    """
+    words = records.shape[1] // 4
+    counts = counts.astype(np.int64)
+    sizes = 8 + counts * (4 * words + 8)
+    # Word-run layout: [count (2 words), records (k * words), ids (2 k)] per group.
+    kind = np.repeat(
+        np.tile(np.arange(3, dtype=np.uint8), len(counts)),
+        np.stack([np.full_like(counts, 2), counts * words, 2 * counts], axis=1).ravel(),
+    )
+    out = np.empty(len(kind), np.uint32)
+    header = np.zeros((len(counts), 2), np.uint32)
+    header[:, 0] = counts  # uint64le count: low word (counts < 2**32)
+    out[kind == 0] = header.ravel()
+    out[kind == 1] = records.view(np.uint32)[members].ravel()
+    out[kind == 2] = np.ascontiguousarray(ids, "<u8").view(np.uint32)[
+        np.repeat(2 * members, 2) + np.tile(np.arange(2), len(members))
+    ]
+    return out.view(np.uint8), sizes
+
+
+def segment_colours(segment_ids: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(n, 3) uint8: the colour Neuroglancer gives each segment id (segment_colors.py, vectorised).
+
+    Instance points then match the instance mask's default segment colours.
+    """
+    ids = np.asarray(segment_ids, np.uint64)
+    low = (ids & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    high = (ids >> np.uint64(32)).astype(np.uint32)
+    state = _hash_combine(np.full(len(ids), seed, np.uint32), low)
+    state = _hash_combine(state, high)
+    h = (state & 0xFF).astype(np.float64) / 255.0
+    s = 0.5 + 0.5 * ((state >> 8) & 0xFF).astype(np.float64) / 255.0
+    return _hsv_to_rgb(h, s, np.ones_like(h))
+
+
+def _hash_combine(state: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """hashCombine of src/gpu_hash/hash_function.ts on uint32 arrays (wrapping arithmetic)."""
+    value = value * np.uint32(0xCC9E2D51)
+    value = (value << np.uint32(15)) | (value >> np.uint32(17))
+    value = value * np.uint32(0x1B873593)
+    state = state ^ value
+    state = (state << np.uint32(13)) | (state >> np.uint32(19))
+    return state * np.uint32(5) + np.uint32(0xE6546B64)
+
+
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    h6 = h * 6
+    index = np.floor(h6)
+    rem = h6 - index
+    p, q, t = v * (1 - s), v * (1 - s * rem), v * (1 - s * (1 - rem))
+    table = np.stack(
+        [
+            np.stack([v, t, p], 1),
+            np.stack([q, v, p], 1),
+            np.stack([p, v, t], 1),
+            np.stack([p, q, v], 1),
+            np.stack([t, p, v], 1),
+            np.stack([v, p, q], 1),
+        ]
+    )  # (6, n, 3)
+    rgb = table[index.astype(np.int64) % 6, np.arange(len(h))]
+    return np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8)

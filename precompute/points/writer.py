@@ -1,0 +1,197 @@
+"""Point-like annotations (Point, OrientedPoint, InstanceSegmentation) -> precomputed annotations.
+
+:func:`convert` reads and validates the ndjson file, encodes the annotations, builds the
+multi-level spatial index and writes ``info``, ``by_id/``, ``spatial<i>/`` and (instances)
+``rel_instance/`` into a temporary directory that is renamed into place, then the summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryoet_ng.atomic import atomic_directory
+from cryoet_ng.config import LayerStyle, PrecomputeConfig
+from cryoet_ng.summaries import Grid, Occupancy, Summary
+from precompute.jobs import ANGSTROM, AnnotationJob
+from precompute.points import encode
+from precompute.points.encode import Annotations
+from precompute.points.ndjson import Records, read_records
+from precompute.points.sharded import ShardSpec, write_sharded, write_unsharded
+from precompute.points.spatial import Bounds, Level, build_levels
+
+RELATIONSHIP = "instance"  # filter instance points by instance id (= segment id of the mask)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :func:`write_layer` produced."""
+
+    info: dict[str, Any]
+    annotations: int  # points, or lines (three per oriented point)
+    files: int
+    levels: list[Level]
+
+
+def convert(job: AnnotationJob, options: PrecomputeConfig, style: LayerStyle) -> Summary:
+    """Convert one point-like ndjson file into ``job.output``; write and return its summary."""
+    records = read_records(job.source, job.shape, options, job.volume_size_xyz)
+    annotations = annotations_for(job, records, style)
+    scale = job.voxel_spacing * ANGSTROM
+    with atomic_directory(job.output) as tmp:
+        written = write_layer(tmp, annotations, options, scale, seed_of(records))
+    summary = _summary(job, records, written, options)
+    summary.write(job.summary)
+    return summary
+
+
+def diameter_voxels(job: AnnotationJob, style: LayerStyle) -> float:
+    if job.diameter_angstrom and job.voxel_spacing > 0:
+        return job.diameter_angstrom / job.voxel_spacing
+    return style.default_diameter_voxels
+
+
+def annotations_for(job: AnnotationJob, records: Records, style: LayerStyle) -> Annotations:
+    """Encode the records as the portal's viewer expects them for ``job.shape``."""
+    diameter = diameter_voxels(job, style)
+    names = encode.names_for(job.object_name, len(records), records.instance_id)
+    if job.shape == "OrientedPoint":
+        assert records.rotation is not None
+        length = style.oriented_line_factor * diameter
+        return encode.line_annotations(
+            records.xyz, records.rotation, records.index, names, diameter, length
+        )
+    colours = None
+    if records.instance_id is not None:
+        colours = encode.segment_colours(records.instance_id)
+    return encode.point_annotations(
+        records.xyz, records.index, records.index, names, diameter, colours, records.instance_id
+    )
+
+
+def seed_of(records: Records) -> int:
+    """Seed of the spatial index's random sample: a hash of the input, never the clock."""
+    digest = hashlib.blake2b(np.ascontiguousarray(records.xyz).tobytes(), digest_size=8)
+    return int.from_bytes(digest.digest(), "little")
+
+
+def priority_order(annotations: Annotations, seed: int) -> np.ndarray:
+    """Random order of the annotations; the three lines of an oriented point stay together."""
+    per_point = 3 if annotations.annotation_type == "line" else 1
+    points = np.random.default_rng(seed).permutation(len(annotations) // per_point)
+    if per_point == 1:
+        return points
+    return (per_point * points[:, None] + np.arange(per_point)).ravel()
+
+
+def write_layer(
+    directory: Path, ann: Annotations, options: PrecomputeConfig, scale_m: float, seed: int
+) -> Written:
+    """Write info and every index of ``ann`` into ``directory`` (coordinates in voxels)."""
+    if len(ann):
+        bounds = Bounds(ann.lower.min(axis=0), ann.upper.max(axis=0))
+    else:
+        bounds = Bounds(np.zeros(3), np.zeros(3))
+    levels = build_levels(
+        ann.lower, ann.upper, bounds, priority_order(ann, seed), options.annotation_limit
+    )
+    sharded = len(ann) >= options.shard_min_annotations
+    files = 0
+    info: dict[str, Any] = {
+        "@type": "neuroglancer_annotations_v1",
+        "dimensions": {axis: [scale_m, "m"] for axis in "xyz"},
+        "lower_bound": bounds.lower.tolist(),
+        "upper_bound": bounds.upper.tolist(),
+        "annotation_type": ann.annotation_type.upper(),
+        "properties": ann.properties,
+        "relationships": [],
+        "by_id": {"key": "by_id"},
+        "spatial": [],
+    }
+    values = encode.by_id_values(ann)
+    sizes = np.full(len(ann), values.shape[1], np.int64)
+    entry, count = _write_index(directory / "by_id", ann.ids, values.reshape(-1), sizes, sharded)
+    info["by_id"].update(entry)
+    files += count
+    for number, level in enumerate(levels):
+        data, sizes = encode.encode_lists(ann.records, ann.ids, level.members, level.counts)
+        names = ["_".join(map(str, cell)) for cell in level.cells.tolist()] if not sharded else None
+        key = f"spatial{number}"
+        entry, count = _write_index(directory / key, level.keys, data, sizes, sharded, names)
+        files += count
+        info["spatial"].append(
+            {
+                "key": key,
+                "grid_shape": list(level.grid_shape),
+                "chunk_size": list(level.chunk_size),
+                "limit": level.limit,
+                **entry,
+            }
+        )
+    if ann.segments is not None:
+        order = np.argsort(ann.segments, kind="stable")
+        keys, counts = np.unique(ann.segments[order], return_counts=True)
+        data, sizes = encode.encode_lists(ann.records, ann.ids, order, counts)
+        key = f"rel_{RELATIONSHIP}"
+        entry, count = _write_index(directory / key, keys, data, sizes, sharded)
+        files += count
+        info["relationships"].append({"id": RELATIONSHIP, "key": key, **entry})
+    (directory / "info").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    return Written(info, len(ann), files + 1, levels)
+
+
+def _write_index(
+    directory: Path,
+    keys: np.ndarray,
+    data: np.ndarray,
+    sizes: np.ndarray,
+    sharded: bool,
+    names: list[str] | None = None,
+) -> tuple[dict[str, Any], int]:
+    """Write one uint64-keyed index (``keys`` ascending); return its info entry and file count."""
+    if not sharded:
+        names = names if names is not None else [str(k) for k in keys.tolist()]
+        return {}, write_unsharded(directory, names, data, sizes)
+    spec = ShardSpec.for_keys(keys)
+    # Ascending keys are already in shard order: preshift_bits makes every key fit the hash bits.
+    assert spec.order(keys) is None, "keys must be ascending and unique"
+    return {"sharding": spec.to_json()}, write_sharded(directory, spec, keys, data, sizes)
+
+
+def _summary(
+    job: AnnotationJob, records: Records, written: Written, options: PrecomputeConfig
+) -> Summary:
+    xyz_m = records.xyz * (job.voxel_spacing * ANGSTROM)
+    count = len(records)
+    bounds = (xyz_m.min(axis=0).tolist(), xyz_m.max(axis=0).tolist()) if count else None
+    if job.extent_m is not None:
+        extent = job.extent_m
+    else:
+        extent = tuple(np.maximum(xyz_m.max(axis=0), 0).tolist()) if count else (0.0, 0.0, 0.0)
+    extra: dict[str, Any] = {
+        "shape": job.shape,
+        "annotation_id": job.annotation_id,
+        "output": job.output.name,
+        "source": str(job.source),
+        "voxel_spacing": job.voxel_spacing,
+        "annotation_type": written.info["annotation_type"],
+        "annotations": written.annotations,
+        "levels": len(written.levels),
+        "files": written.files,
+        "out_of_bounds": records.out_of_bounds,
+        "out_of_bounds_policy": options.out_of_bounds,
+    }
+    if records.instance_id is not None:
+        extra["instances"] = len(np.unique(records.instance_id))
+    return Summary(
+        kind="annotation",
+        count=count,
+        bounds=bounds,  # type: ignore[arg-type]
+        occupancy=Occupancy.of_points(Grid.for_extent(extent), xyz_m),  # type: ignore[arg-type]
+        extra=extra,
+    )

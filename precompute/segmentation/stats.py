@@ -1,0 +1,111 @@
+"""Summary statistics of a label volume, accumulated slab by slab (vectorised, O(slab) memory)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cryoet_ng.summaries import Grid, Occupancy
+
+ANGSTROM = 1e-10
+
+
+@dataclass
+class VolumeStats:
+    """Labels and voxel counts, content bounds and per-cell coverage of a (z, y, x) volume."""
+
+    shape: tuple[int, int, int]  # z, y, x
+    spacing_m: float  # metres per voxel
+    grid: Grid
+    counts: dict[int, int] = field(default_factory=dict)
+    lower: np.ndarray | None = None  # voxel index, x, y, z
+    upper: np.ndarray | None = None  # exclusive
+    _cell_voxels: np.ndarray = field(init=False, repr=False)
+    _cells: list[np.ndarray] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Cell of each voxel centre along each axis (x fastest in the grid, arrays here z, y, x).
+        self._cells = [
+            self._axis_cells(n, axis) for axis, n in zip((2, 1, 0), self.shape, strict=True)
+        ]
+        nx, ny, nz = self.grid.shape
+        self._cell_voxels = np.zeros((nz, ny, nx), np.int64)
+
+    def _axis_cells(self, n: int, grid_axis: int) -> np.ndarray:
+        centres = (np.arange(n) + 0.5) * self.spacing_m - self.grid.origin[grid_axis]
+        cells = np.floor(centres / self.grid.cell_size).astype(np.int64)
+        return np.clip(cells, 0, self.grid.shape[grid_axis] - 1)
+
+    def add(self, slab: np.ndarray, z0: int) -> None:
+        """Account for slices ``[z0, z0 + len(slab))``."""
+        if not self._add_counts(slab):
+            return
+        nonzero = slab.view(bool) if slab.dtype == np.uint8 and self.is_binary() else slab != 0
+        per_slice = nonzero.any(axis=(1, 2))
+        zc = self._cells[0][z0 : z0 + len(slab)]
+        cz, starts = np.unique(zc, return_index=True)
+        ends = [*starts[1:], len(slab)]
+        ycells, xcells = self._cells[1], self._cells[2]
+        ystarts = np.flatnonzero(np.r_[True, ycells[1:] != ycells[:-1]])
+        xstarts = np.flatnonzero(np.r_[True, xcells[1:] != xcells[:-1]])
+        for c, a, b in zip(cz, starts, ends, strict=True):
+            # Sum along z first: contiguous 2-D additions, the cheapest full pass.
+            plane = nonzero[a:b].sum(axis=0, dtype=np.int32)
+            per_cell = np.add.reduceat(np.add.reduceat(plane, ystarts, axis=0), xstarts, axis=1)
+            self._cell_voxels[c, ycells[ystarts][:, None], xcells[xstarts][None, :]] += per_cell
+        footprint = nonzero.any(axis=0)
+        ys = np.flatnonzero(footprint.any(axis=1))
+        xs = np.flatnonzero(footprint.any(axis=0))
+        zs = np.flatnonzero(per_slice) + z0
+        lo = np.array([xs[0], ys[0], zs[0]])
+        hi = np.array([xs[-1], ys[-1], zs[-1]]) + 1
+        self.lower = lo if self.lower is None else np.minimum(self.lower, lo)
+        self.upper = hi if self.upper is None else np.maximum(self.upper, hi)
+
+    def is_binary(self) -> bool:
+        return set(self.counts) <= {0, 1}
+
+    def _add_counts(self, slab: np.ndarray) -> bool:
+        """Add the slab's label counts; True when it holds any non-zero label."""
+        if slab.dtype.itemsize <= 2:
+            # bincount over the dtype's whole range beats np.unique's sort by ~20x.
+            hist = np.bincount(slab.ravel(), minlength=1)
+            values = np.flatnonzero(hist)
+            found = hist[values]
+        else:
+            values, found = np.unique(slab, return_counts=True)
+        for v, n in zip(values.tolist(), found.tolist(), strict=True):
+            self.counts[v] = self.counts.get(v, 0) + n
+        return bool(values.size and values[-1] != 0)
+
+    @property
+    def labels(self) -> dict[int, int]:
+        """Voxel count of every non-zero label."""
+        return {k: v for k, v in sorted(self.counts.items()) if k != 0}
+
+    @property
+    def count(self) -> int:
+        return sum(self.labels.values())
+
+    def bounds_m(self) -> tuple[list[float], list[float]] | None:
+        if self.lower is None or self.upper is None:
+            return None
+        return (
+            [float(v) * self.spacing_m for v in self.lower],
+            [float(v) * self.spacing_m for v in self.upper],
+        )
+
+    def occupancy(self, extent_m: tuple[float, float, float]) -> Occupancy:
+        """Share of each cell's volume (clipped to the tomogram's extent) covered by the mask."""
+        g = self.grid
+        axes = []
+        for axis in range(3):
+            lo = g.origin[axis] + np.arange(g.shape[axis]) * g.cell_size
+            hi = np.minimum(lo + g.cell_size, extent_m[axis])
+            axes.append(np.maximum(hi - lo, 0.0))
+        cell_volume = axes[2][:, None, None] * axes[1][None, :, None] * axes[0][None, None, :]
+        covered = self._cell_voxels * self.spacing_m**3
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fraction = np.where(cell_volume > 0, covered / cell_volume, 0.0)
+        return Occupancy(g, "fraction", np.clip(fraction, 0.0, 1.0).ravel())

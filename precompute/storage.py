@@ -1,0 +1,130 @@
+"""Output roots: a local folder, or an object store reached through a local staging folder.
+
+Converters write to local paths (atomic renames need a file system), so an object-store
+root (``s3://bucket/prefix``, ``gs://bucket/prefix``) is served by :class:`StagedRoot`:
+``prepare`` fetches the small completion records (summaries and ``info`` files) of the
+outputs into a staging folder, so the ordinary skip check works unchanged; ``publish``
+uploads a finished output through a tensorstore kvstore, summary last, so a remote
+summary still marks a complete output exactly as it does locally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from precompute.jobs import AnnotationJob, Job
+
+log = logging.getLogger(__name__)
+OBJECT_STORE_SCHEMES = ("s3://", "gs://")
+
+
+class StorageError(ValueError):
+    """An output root cannot be used; the message names it."""
+
+
+class OutputRoot(Protocol):
+    url: str  # as given by the user, for reports
+    local: Path  # where converters write
+
+    def prepare(self, jobs: list[Job], force: bool) -> None:
+        """Make the skip check see what the root already holds."""
+
+    def publish(self, job: Job) -> None:
+        """Make a finished job's output visible under the root."""
+
+
+class LocalRoot:
+    """A folder: converters write in place, nothing to fetch or publish."""
+
+    def __init__(self, path: Path) -> None:
+        self.local = path
+        self.url = str(path)
+
+    def prepare(self, jobs: list[Job], force: bool) -> None:
+        pass
+
+    def publish(self, job: Job) -> None:
+        pass
+
+
+class StagedRoot:
+    """An object-store prefix, written through a local staging folder.
+
+    The S3 endpoint is taken from ``AWS_ENDPOINT_URL`` when set (MinIO, moto, other
+    S3-compatible stores); credentials come from tensorstore's usual AWS/GCS chain.
+    """
+
+    def __init__(self, url: str, staging: Path) -> None:
+        import tensorstore as ts
+
+        self.url = url
+        self.local = staging
+        spec = ts.KvStore.Spec(url.rstrip("/") + "/").to_json()
+        endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        if spec["driver"] == "s3" and endpoint:
+            spec["endpoint"] = endpoint
+        try:
+            self._kv = ts.KvStore.open(spec).result()
+        except ValueError as exc:
+            raise StorageError(f"{url}: cannot open: {exc}") from exc
+
+    def _key(self, path: Path) -> str:
+        return path.relative_to(self.local).as_posix()
+
+    def prepare(self, jobs: list[Job], force: bool) -> None:
+        """Fetch the remote summaries and ``info`` files, all reads in flight at once."""
+        if force:
+            return
+        wanted = [j.summary for j in jobs]
+        wanted += [j.output / "info" for j in jobs if isinstance(j, AnnotationJob)]
+        reads = [(path, self._kv.read(self._key(path))) for path in wanted]
+        for path, future in reads:
+            result = future.result()
+            if result.state == "value":
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(result.value)
+
+    def publish(self, job: Job) -> None:
+        """Replace the remote output: marker gone first, files, then the summary last."""
+        import tensorstore as ts
+
+        self._kv.write(self._key(job.summary), None).result()
+        if isinstance(job, AnnotationJob):
+            prefix = self._key(job.output)
+            # [prefix/, prefix0) is exactly the keys under prefix/ ("0" follows "/").
+            self._kv.delete_range(ts.KvStore.KeyRange(prefix + "/", prefix + "0")).result()
+        files = job_files(job)
+        writes = [self._kv.write(self._key(p), p.read_bytes()) for p in files[:-1]]
+        for write in writes:
+            write.result()
+        self._kv.write(self._key(job.summary), job.summary.read_bytes()).result()
+        if isinstance(job, AnnotationJob):
+            shutil.rmtree(job.output)  # keep the staging folder small on big trees
+
+
+@contextlib.contextmanager
+def output_root(out: str | None, default: Path) -> Iterator[OutputRoot]:
+    """The output root named by ``--out`` (default: the configured root)."""
+    if out is None:
+        yield LocalRoot(default.resolve())
+    elif out.startswith(OBJECT_STORE_SCHEMES):
+        staging = os.environ.get("CRYOET_NG_STAGING")  # default: the system temp folder
+        with tempfile.TemporaryDirectory(prefix="cryoet-ng-staging-", dir=staging) as tmp:
+            yield StagedRoot(out, Path(tmp))
+    else:
+        yield LocalRoot(Path(out).expanduser().resolve())
+
+
+def job_files(job: Job) -> list[Path]:
+    """Every file a finished job produced, the summary last."""
+    files = []
+    if isinstance(job, AnnotationJob):
+        files = sorted(p for p in job.output.rglob("*") if p.is_file())
+    return [*files, job.summary]

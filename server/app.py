@@ -1,0 +1,133 @@
+"""The Flask application factory and JSON error handling.
+
+``create_app(config)`` wires the blueprints to one :class:`Services` object (config,
+state cache, saved-state store, client folder) kept in ``app.extensions``. Called
+without a config (``gunicorn 'server:create_app()'``) it loads the file named by
+``CRYOET_NG_CONFIG`` (default: configs/default.yaml).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from cryoet_ng.config import Config, load_config
+from server.cache import StateService, UnknownItem
+from server.paths import BadParameter
+from server.storage import StateStore, open_store
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "CRYOET_NG_CONFIG"
+EXTENSION = "cryoet_ng"
+# Paths whose GET answers carry CORS headers for the configured origins.
+CORS_PREFIXES = ("/data/", "/state/", "/states/", "/explain/")
+
+
+@dataclass(frozen=True)
+class Services:
+    config: Config
+    states: StateService
+    store: StateStore
+    data_roots: tuple[Path, ...]  # resolved; data_root first, then out_root if different
+    client_dir: Path  # neuroglancer/static/client of the installed package
+
+
+def services() -> Services:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def config_from_env() -> Config:
+    path = os.environ.get(CONFIG_ENV)
+    return load_config(path or None)
+
+
+def neuroglancer_client_dir() -> Path:
+    import neuroglancer
+
+    return Path(neuroglancer.__file__).resolve().parent / "static" / "client"
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """The View Tomogram service for ``config`` (default: from ``CRYOET_NG_CONFIG``)."""
+    if config is None:
+        config = config_from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.server.max_body_bytes
+    # No 308 redirects for '//' (or a decoded '%2f'): such data paths are refused instead.
+    app.url_map.merge_slashes = False
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    # Lifetime and heartbeat of the client's event stream (seconds); tests shorten them.
+    app.config["EVENT_STREAM_SECONDS"] = 25.0
+    app.config["EVENT_HEARTBEAT_SECONDS"] = 10.0
+    roots = [config.data_root.resolve()]
+    if config.out_root.resolve() != roots[0]:
+        roots.append(config.out_root.resolve())
+    app.extensions[EXTENSION] = Services(
+        config=config,
+        states=StateService(config),
+        store=open_store(config),
+        data_roots=tuple(roots),
+        client_dir=neuroglancer_client_dir(),
+    )
+
+    from server import client, data, index, states_api, viewer_links
+
+    for module in (index, viewer_links, states_api, data, client):
+        app.register_blueprint(module.bp)
+    _register_errors(app)
+    app.after_request(_security_headers)
+    return app
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        code = exc.code or 500
+        response = jsonify(error=exc.name, status=code, message=exc.description)
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)
+        return response, code
+
+    @app.errorhandler(BadParameter)
+    def bad_parameter(exc: BadParameter) -> tuple[Response, int]:
+        return jsonify(error="Bad Request", status=400, message=str(exc)), 400
+
+    @app.errorhandler(UnknownItem)
+    def not_found(exc: UnknownItem) -> tuple[Response, int]:
+        message = str(exc.args[0]) if exc.args else "not found"
+        return jsonify(error="Not Found", status=404, message=message), 404
+
+    @app.errorhandler(Exception)
+    def internal(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify(error="Internal Server Error", status=500, message="internal error"), 500
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    cors = services().config.server.cors_origins
+    origin = request.headers.get("Origin")
+    if cors and origin and request.path.startswith(CORS_PREFIXES):
+        if "*" in cors:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        elif origin in cors:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.vary.add("Origin")
+        if "Access-Control-Allow-Origin" in response.headers:
+            response.headers["Access-Control-Expose-Headers"] = (
+                "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified"
+            )
+            if request.method == "OPTIONS":  # preflight, e.g. for a non-simple Range
+                response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
+                response.headers["Access-Control-Allow-Headers"] = "Range, If-None-Match"
+                response.headers["Access-Control-Max-Age"] = "86400"
+    return response

@@ -1,0 +1,68 @@
+"""Saved states: ``POST /states`` stores a Neuroglancer state, ``GET /states/<id>`` returns it.
+
+A body is accepted only when it is JSON (by Content-Type and by content), at most
+``server.max_body_bytes`` long, a JSON object with ``layers``, and parsed without error
+by ``neuroglancer.ViewerState`` (every member, see :mod:`server.validation`). It is
+stored in canonical form (sorted keys, compact), so identical states get the same id.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, request, url_for
+
+from server.app import services
+from server.storage import valid_state_id
+from server.validation import InvalidState, validate_viewer_state
+
+bp = Blueprint("states", __name__)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_state(body: bytes) -> dict[str, Any]:
+    """The state as a dict; aborts with 400 naming what is wrong."""
+    try:
+        state = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        abort(400, description=f"body is not valid JSON: {exc}")
+    if not isinstance(state, dict):
+        abort(400, description="a viewer state must be a JSON object")
+    layers = state.get("layers")
+    if not isinstance(layers, list | dict):
+        abort(400, description="a viewer state needs 'layers' (a list or an object)")
+    try:
+        validate_viewer_state(state)
+    except InvalidState as exc:
+        abort(400, description=str(exc))
+    return state
+
+
+@bp.post("/states")
+def save_state() -> tuple[Response, int]:
+    if request.mimetype != "application/json":
+        abort(415, description="Content-Type must be application/json")
+    limit = services().config.server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        abort(413, description=f"state larger than {limit} bytes")
+    state = parse_state(request.get_data(cache=False))
+    canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    state_id = services().store.put(canonical.encode())
+    url = url_for("links.short_link", state_id=state_id, _external=True)
+    response = jsonify(id=state_id, url=url)
+    response.headers["Location"] = url_for("states.get_state", state_id=state_id)
+    return response, 201
+
+
+@bp.get("/states/<state_id>")
+def get_state(state_id: str) -> Response:
+    if not valid_state_id(state_id):
+        abort(400, description="invalid state id: expected 32 characters of [a-z2-7]")
+    body = services().store.get(state_id)
+    if body is None:
+        abort(404, description=f"no saved state {state_id}")
+    return Response(body, mimetype="application/json")

@@ -1,0 +1,74 @@
+"""View Tomogram redirects, state JSON export, explanations and saved-state short links.
+
+Redirect targets are built only from the configuration (``viewer_url`` or the self-hosted
+client path): nothing a client sends can choose where a redirect goes.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from flask import Blueprint, Response, abort, jsonify, redirect, request, url_for
+
+from server import paths
+from server.app import services
+from server.cache import FRAGMENT_SAFE, CachedState
+from server.storage import valid_state_id
+
+bp = Blueprint("links", __name__)
+
+
+def data_url() -> str:
+    """Where the browser finds the data: the configured URL, else this server's /data."""
+    return services().config.data_url or f"{request.host_url}data"
+
+
+def viewer_base() -> str:
+    """The Neuroglancer client URL, without any fragment."""
+    configured = services().config.viewer_url
+    if configured:
+        return configured.split("#", 1)[0]
+    return url_for("client.viewer_root", token=services().config.server.viewer_token)
+
+
+def viewer_redirect(fragment: str) -> Response:
+    response = redirect(f"{viewer_base()}#!{fragment}", code=302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def cached_state(dataset_id: str, run_name: str) -> CachedState:
+    """The state named by the URL and ``?tomogram=``, every parameter validated first."""
+    dataset_id = paths.dataset_id(dataset_id)
+    run_name = paths.run_name(run_name)
+    tomogram = paths.tomogram_id(request.args.get("tomogram"))
+    return services().states.state(dataset_id, run_name, tomogram, data_url())
+
+
+@bp.get("/view/<dataset_id>/<run_name>")
+def view(dataset_id: str, run_name: str) -> Response:
+    return viewer_redirect(cached_state(dataset_id, run_name).fragment)
+
+
+@bp.get("/state/<dataset_id>/<run_name>.json")
+def state_json(dataset_id: str, run_name: str) -> Response:
+    cached = cached_state(dataset_id, run_name)
+    response = Response(cached.body, mimetype="application/json")
+    # werkzeug quotes (and RFC 2231-encodes) the file name.
+    response.headers.set("Content-Disposition", "attachment", filename=cached.filename)
+    return response
+
+
+@bp.get("/explain/<dataset_id>/<run_name>")
+def explain(dataset_id: str, run_name: str) -> Response:
+    return jsonify(cached_state(dataset_id, run_name).built.explanation())
+
+
+@bp.get("/s/<state_id>")
+def short_link(state_id: str) -> Response:
+    if not valid_state_id(state_id):
+        abort(400, description="invalid state id: expected 32 characters of [a-z2-7]")
+    body = services().store.get(state_id)
+    if body is None:
+        abort(404, description=f"no saved state {state_id}")
+    return viewer_redirect(urllib.parse.quote(body.decode(), safe=FRAGMENT_SAFE))

@@ -1,0 +1,179 @@
+"""Batch precompute over the whole test-size sample tree: parallel, resumable, observable.
+
+One reference run (in-process) is made per module; every other test redoes the same
+output root and compares a hash of every output file against it, so "identical bytes"
+is checked for the Dask paths, the killed-and-resumed run and ``--force``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cryoet_ng.atomic import TMP_PREFIX
+from cryoet_ng.cli import main as cli
+
+for _module in ("precompute.points", "precompute.segmentation", "precompute.tomogram"):
+    pytest.importorskip(_module)
+
+
+ONE = ("--workers", "1")  # in-process
+
+
+def outputs_of(out: Path) -> dict[str, str]:
+    """sha256 of every file under every NeuroglancerPrecompute folder, by relative path."""
+    hashes = {}
+    for path in sorted(out.rglob("*")):
+        if path.is_file() and "NeuroglancerPrecompute" in path.parts:
+            hashes[path.relative_to(out).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def leftovers(out: Path) -> list[Path]:
+    return [p for p in out.rglob(f"{TMP_PREFIX}*")]
+
+
+def precompute(tree: Path, out: Path, report: Path, *extra: str) -> tuple[int, dict]:
+    code = cli(["precompute", str(tree), "--out", str(out), "--report", str(report), *extra])
+    return code, json.loads(report.read_text())
+
+
+class Reference:
+    def __init__(self, tree: Path, out: Path, hashes: dict[str, str], report: dict) -> None:
+        self.tree, self.out, self.hashes, self.report = tree, out, hashes, report
+        self.total = report["counts"]["total"]
+
+
+@pytest.fixture(scope="module")
+def reference(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    base = tmp_path_factory.mktemp("batch")
+    tree = base / "data"
+    shutil.copytree(sample_root, tree)
+    out = base / "out"
+    code, report = precompute(tree, out, base / "report.json", "--workers", "1")
+    assert code == 0, report["failures"]
+    return Reference(tree, out, outputs_of(out), report)
+
+
+def test_reference_run_converts_every_job(reference: Reference) -> None:
+    report = reference.report
+    assert report["ok"] is True
+    assert report["failures"] == [] and report["warnings"] == []
+    assert report["counts"]["done"] == reference.total > 10
+    assert {job["status"] for job in report["jobs"]} == {"done"}
+    # Every summary records the fingerprint of its inputs.
+    summaries = [p for p in reference.out.rglob("*.summary.json")]
+    assert len(summaries) == reference.total
+    assert all(json.loads(p.read_text())["fingerprint"].startswith("blake2b:") for p in summaries)
+    assert leftovers(reference.out) == []
+
+
+def test_validate_passes_on_the_reference(reference: Reference, capsys) -> None:
+    assert cli(["validate", str(reference.out)]) == 0
+    assert f"{reference.total - 2}" in capsys.readouterr().out  # 2 tomograms: summary only
+
+
+def test_second_run_skips_and_force_redoes(reference: Reference, tmp_path: Path) -> None:
+    mtimes = {p: p.stat().st_mtime_ns for p in reference.out.rglob("*") if p.is_file()}
+    code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "1")
+    assert code == 0
+    assert report["counts"]["skipped"] == reference.total and report["counts"]["done"] == 0
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing was rewritten
+
+    code, report = precompute(
+        reference.tree, reference.out, tmp_path / "f.json", "--workers", "1", "--force"
+    )
+    assert code == 0 and report["counts"]["done"] == reference.total
+    assert any(p.stat().st_mtime_ns != t for p, t in mtimes.items())
+    assert outputs_of(reference.out) == reference.hashes
+
+
+def test_changed_input_redoes_only_its_job(reference: Reference, tmp_path: Path) -> None:
+    ndjson = sorted(reference.tree.rglob("*_point.ndjson"))[0]
+    original = ndjson.read_bytes()
+    ndjson.write_bytes(original + b"\n")  # a trailing blank line: new bytes, same points
+    try:
+        code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", *ONE)
+        assert code == 0
+        assert report["counts"]["done"] == 1
+        assert report["counts"]["skipped"] == reference.total - 1
+    finally:
+        ndjson.write_bytes(original)
+        precompute(reference.tree, reference.out, tmp_path / "back.json", "--workers", "1")
+    assert outputs_of(reference.out) == reference.hashes
+
+
+def test_dask_local_cluster_gives_identical_bytes(reference: Reference, tmp_path: Path) -> None:
+    shutil.rmtree(reference.out)
+    code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "2")
+    assert code == 0, report["failures"]
+    assert report["executor"] == "dask local cluster (2 workers)"
+    assert report["counts"]["done"] == reference.total
+    assert outputs_of(reference.out) == reference.hashes
+
+
+def test_existing_scheduler_gives_identical_bytes(reference: Reference, tmp_path: Path) -> None:
+    from dask.distributed import LocalCluster
+
+    shutil.rmtree(reference.out)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://")
+        code, report = precompute(
+            reference.tree, reference.out, tmp_path / "r.json", "--scheduler", address
+        )
+    assert code == 0, report["failures"]
+    assert report["executor"] == f"dask scheduler {address}"
+    assert outputs_of(reference.out) == reference.hashes
+
+
+def test_killed_run_resumes_to_identical_bytes(reference: Reference, tmp_path: Path) -> None:
+    shutil.rmtree(reference.out)
+    argv = [sys.executable, "-m", "cryoet_ng.cli", "precompute", str(reference.tree)]
+    argv += ["--out", str(reference.out), "--workers", "2"]
+    # Its own session, so SIGKILL reaches the CLI and every Dask process at once (a crash).
+    proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(reference.out.rglob("*.summary.json")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the batch finished before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finished = len(list(reference.out.rglob("*.summary.json")))
+    assert 0 < finished < reference.total
+
+    code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "1")
+    assert code == 0, report["failures"]
+    assert report["counts"]["done"] >= reference.total - finished
+    assert outputs_of(reference.out) == reference.hashes
+    assert leftovers(reference.out) == []
+
+
+def test_stale_temporaries_and_orphan_outputs_are_cleaned(
+    reference: Reference, tmp_path: Path
+) -> None:
+    summary = sorted(reference.out.rglob("*_point.summary.json"))[0]
+    summary.unlink()  # killed between the output rename and its summary
+    folder = summary.parent
+    (folder / f"{TMP_PREFIX}orphan-123").mkdir()
+    (folder / f"{TMP_PREFIX}orphan-123" / "info").write_text("{}")
+    (folder / f"{TMP_PREFIX}x.summary.json-abc").write_text("{")
+    code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "1")
+    assert code == 0
+    assert report["counts"]["done"] == 1
+    assert leftovers(reference.out) == []
+    assert outputs_of(reference.out) == reference.hashes

@@ -1,0 +1,398 @@
+"""The real viewer, end to end: View Tomogram in headless Chromium.
+
+A freshly generated and precomputed sample tree is served by the project's own server; each
+run's View Tomogram link is opened in the Neuroglancer client (the build shipped in the
+``neuroglancer`` wheel) and the viewer itself is asked what it loaded and drew. One browser
+serves the whole module; every wait has a timeout. Screenshots are kept under
+``$CRYOET_NG_ARTIFACTS/browser`` (default ``test-artifacts/browser`` in the repository).
+
+Without Chromium the module is skipped with install instructions, unless
+``CRYOET_NG_REQUIRE_BROWSER=1`` (CI), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from browser_harness import (
+    INSTALL_HINT,
+    PixelDiff,
+    ProjectServer,
+    Viewer,
+    ViewerReport,
+    find_browser,
+    open_view,
+    save_png,
+    serve_project,
+    view_screenshot_name,
+)
+
+pytestmark = pytest.mark.browser
+
+REQUIRE_ENV = "CRYOET_NG_REQUIRE_BROWSER"
+REPO = Path(__file__).resolve().parent.parent
+READY_TIMEOUT = 45.0
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def viewer() -> Iterator[Viewer]:
+    binaries = find_browser()
+    problem = None if binaries is not None else INSTALL_HINT
+    if problem is None:
+        try:
+            import selenium  # noqa: F401
+        except ImportError:
+            problem = "selenium is not installed: pip install -e '.[test]'"
+    if problem is not None:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but {problem}", pytrace=False)
+        pytest.skip(problem)
+    assert binaries is not None
+    browser = Viewer(binaries)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts(request: pytest.FixtureRequest) -> Iterator[Path]:
+    root = os.environ.get("CRYOET_NG_ARTIFACTS")
+    folder = (Path(root) if root else REPO / "test-artifacts") / "browser"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    yield folder
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and any(folder.iterdir()):
+        reporter.write_line(f"browser screenshots: {folder}")
+
+
+@pytest.fixture(scope="module")
+def data_root(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the session's sample tree, precomputed by the real CLI."""
+    from cryoet_ng import cli
+
+    root = tmp_path_factory.mktemp("browser") / "data"
+    shutil.copytree(sample_root, root)
+    cli.main(["precompute", str(root)])  # DEV-TEMP
+    return root
+
+
+@pytest.fixture(scope="module")
+def service(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectServer]:
+    """``server.create_app`` on a free port, every request recorded."""
+    with serve_project(data_root, tmp_path_factory.mktemp("states")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def runs(data_root: Path) -> list[tuple[str, str]]:
+    from cryoet_ng.catalogue import Catalogue
+
+    found = [(r.dataset_id, r.name) for r in Catalogue.scan(data_root).runs()]
+    assert found, f"no runs in {data_root}"
+    return found
+
+
+@dataclass
+class OpenedView:
+    """One run's View Tomogram link as the browser ended up showing it."""
+
+    dataset: str
+    run: str
+    served_state: dict[str, Any]  # what /state/<dataset>/<run>.json answered
+    viewer_state: dict[str, Any]  # what the viewer applied
+    report: ViewerReport
+    url: str
+    seconds: float
+    screenshot: Path
+
+
+@pytest.fixture(scope="module")
+def opened(
+    viewer: Viewer, service: ProjectServer, runs: list[tuple[str, str]], artifacts: Path
+) -> dict[tuple[str, str], OpenedView]:
+    """Open every run's /view link once; the tests below assert on what came back."""
+    views = {}
+    for dataset, run in runs:
+        start = time.monotonic()
+        report = open_view(viewer, service, dataset, run, READY_TIMEOUT)
+        seconds = time.monotonic() - start
+        shot = save_png(viewer.canvas(), artifacts / view_screenshot_name(dataset, run))
+        views[(dataset, run)] = OpenedView(
+            dataset=dataset,
+            run=run,
+            served_state=service.get_json(f"/state/{dataset}/{run}.json"),
+            viewer_state=viewer.state(),
+            report=report,
+            url=viewer.url,
+            seconds=seconds,
+            screenshot=shot,
+        )
+    return views
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def layer_specs(state: dict[str, Any]) -> list[dict[str, Any]]:
+    layers = state.get("layers", [])
+    if isinstance(layers, dict):  # the older {name: spec} form
+        return [{"name": name, **spec} for name, spec in layers.items()]
+    return list(layers)
+
+
+def visible_names(state: dict[str, Any]) -> set[str]:
+    return {
+        x["name"]
+        for x in layer_specs(state)
+        if x.get("visible", True) is not False and not x.get("archived", False)
+    }
+
+
+def source_url(spec: dict[str, Any]) -> str:
+    """The first data source of a layer spec, as a URL (``precomputed://http://...``)."""
+    source = spec["source"]
+    if isinstance(source, list):
+        source = source[0]
+    if isinstance(source, dict):
+        source = source["url"]
+    return str(source)
+
+
+def http_of(url: str) -> str:
+    """``precomputed://http://h/p`` -> ``http://h/p`` (any ``|`` pipeline suffix dropped)."""
+    url = url.split("|", 1)[0]
+    return url.split("://", 1)[1] if url.count("://") > 1 else url
+
+
+def fetch_info(spec: dict[str, Any]) -> dict[str, Any] | None:
+    url = source_url(spec)
+    if not url.startswith("precomputed://"):
+        return None
+    with urllib.request.urlopen(http_of(url).rstrip("/") + "/info", timeout=20) as response:
+        return json.load(response)
+
+
+def describe_failures(failures: list[str]) -> str:
+    return "\n".join(failures)
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+
+def test_every_view_loads_without_layer_errors(opened: dict[Any, OpenedView]) -> None:
+    failures = []
+    for view in opened.values():
+        if not view.report.ready:
+            failures.append(f"{view.dataset}/{view.run}: not ready\n{view.report.describe()}")
+        for layer in view.report.layers:
+            if layer.errors or layer.messages:
+                failures.append(
+                    f"{view.dataset}/{view.run} layer {layer.name!r} ({layer.type}): "
+                    f"errors={list(layer.errors)} messages={list(layer.messages)}"
+                )
+        names = {x.name for x in view.report.layers}
+        expected = {x["name"] for x in layer_specs(view.served_state)}
+        if names != expected:
+            failures.append(f"{view.dataset}/{view.run}: viewer layers {names} != {expected}")
+    assert not failures, describe_failures(failures)
+
+
+def test_view_redirects_to_self_hosted_client(
+    opened: dict[Any, OpenedView], service: ProjectServer
+) -> None:
+    for view in opened.values():
+        assert view.url.startswith(service.url("/v/")), view.url
+        assert "#!" in view.url
+    slowest = max(v.seconds for v in opened.values())
+    assert slowest < READY_TIMEOUT
+
+
+def test_visible_layers_are_ngstates_choice(opened: dict[Any, OpenedView]) -> None:
+    failures = []
+    for view in opened.values():
+        chosen = visible_names(view.served_state)
+        shown = view.report.visible
+        applied = visible_names(view.viewer_state)
+        if not (chosen == shown == applied):
+            failures.append(
+                f"{view.dataset}/{view.run}: ngstate chose {sorted(chosen)}, viewer shows "
+                f"{sorted(shown)}, viewer state says {sorted(applied)}"
+            )
+    assert not failures, describe_failures(failures)
+
+
+def test_image_shader_compiles(opened: dict[Any, OpenedView]) -> None:
+    for view in opened.values():
+        images = [x for x in view.report.layers if x.type == "image"]
+        assert images, f"{view.dataset}/{view.run}: no image layer"
+        for layer in images:
+            assert layer.shader == "ok", (
+                f"{view.dataset}/{view.run} image layer {layer.name!r}: shader {layer.shader} "
+                f"{layer.shader_error}"
+            )
+
+
+def annotation_layers(
+    opened: dict[Any, OpenedView],
+) -> Iterator[tuple[OpenedView, dict[str, Any], dict[str, Any]]]:
+    """(view, layer spec, precomputed info) of every precomputed annotation layer."""
+    for view in opened.values():
+        for spec in layer_specs(view.served_state):
+            if spec.get("type") == "annotation":
+                info = fetch_info(spec)
+                if info is not None:
+                    yield view, spec, info
+
+
+def only_visible(state: dict[str, Any], names: set[str], **changes: Any) -> dict[str, Any]:
+    """A copy of ``state`` showing just ``names`` (others hidden), with top-level ``changes``."""
+    state = json.loads(json.dumps(state))
+    for spec in layer_specs(state):
+        spec["visible"] = spec["name"] in names
+    state.update(changes)
+    return state
+
+
+def hex_colour(value: str) -> np.ndarray:
+    value = value.lstrip("#")
+    return np.array([int(value[i : i + 2], 16) for i in (0, 2, 4)], dtype=np.float64)
+
+
+def toggle_diff(
+    viewer: Viewer, service: ProjectServer, state: dict[str, Any], name: str, artifacts: Path, tag: str
+) -> PixelDiff:
+    """Screenshots of ``state`` with layer ``name`` drawn and hidden, and where they differ."""
+    viewer.open_state(service.url("/v/main/"), state)
+    viewer.wait_ready(READY_TIMEOUT)
+    on = viewer.canvas()
+    viewer.set_visible(name, False)
+    off = viewer.settled_canvas(READY_TIMEOUT)
+    save_png(on, artifacts / f"{tag}-on.png")
+    save_png(off, artifacts / f"{tag}-off.png")
+    return PixelDiff.between(on, off)
+
+
+def test_many_point_layer_renders_from_sharded_multilevel_index(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer, artifacts: Path
+) -> None:
+    candidates = [
+        (view, spec, info)
+        for view, spec, info in annotation_layers(opened)
+        if len(info.get("spatial", [])) > 1 and all("sharding" in x for x in info["spatial"])
+    ]
+    assert candidates, "no annotation layer with a sharded multi-level spatial index"
+    view, spec, info = max(candidates, key=lambda c: len(c[2]["spatial"]))
+    name = spec["name"]
+    image = next(x["name"] for x in layer_specs(view.served_state) if x["type"] == "image")
+    state = only_visible(view.served_state, {image, name})
+    mark = service.requests.mark()
+    diff = toggle_diff(viewer, service, state, name, artifacts, "many-points")
+    assert diff.fraction > 1e-3, f"layer {name!r} draws nothing visible ({diff.fraction:.2e})"
+    colour = spec.get("annotationColor")
+    if colour:
+        on_colour = np.asarray(diff.mean_colour)
+        cosine = on_colour @ hex_colour(colour) / (
+            np.linalg.norm(on_colour) * np.linalg.norm(hex_colour(colour)) + 1e-9
+        )
+        assert cosine > 0.9, f"changed pixels {on_colour} are not the layer colour {colour}"
+    # The viewer read the index through byte ranges of shard files (HTTP 206).
+    folder = urllib.parse.urlparse(http_of(source_url(spec))).path.rstrip("/") + "/"
+    spatial_keys = {x["key"] for x in info["spatial"]}
+    reads = [r for r in service.requests.since(mark) if r.path.startswith(folder)]
+    ranged = [r for r in reads if r.status == 206 and r.path[len(folder) :].split("/")[0]
+              in spatial_keys]
+    assert ranged, f"no ranged reads of {name!r}'s spatial shards; requests: {reads[:20]}"
+    assert all(r.status in (200, 206, 304) for r in reads), [r for r in reads if r.status >= 400]
+
+
+def test_segmentation_meshes_render(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer, artifacts: Path
+) -> None:
+    found = []
+    for view in opened.values():
+        for spec in layer_specs(view.served_state):
+            if spec.get("type") == "segmentation":
+                info = fetch_info(spec)
+                if info is not None and info.get("mesh"):
+                    found.append((view, spec, info))
+    assert found, "no segmentation layer with meshes in any view"
+    failures = []
+    for view, spec, _info in found:
+        name = spec["name"]
+        # 3-D panel only, without cross-section planes: whatever changes is the mesh.
+        state = only_visible(view.served_state, {name}, layout="3d", showSlices=False)
+        mark = service.requests.mark()
+        tag = f"mesh-{view.dataset}-{view.run}-{name}".replace(" ", "_")
+        diff = toggle_diff(viewer, service, state, name, artifacts, tag)
+        folder = urllib.parse.urlparse(http_of(source_url(spec))).path.rstrip("/") + "/"
+        mesh_reads = [
+            r for r in service.requests.since(mark) if r.path.startswith(folder + "mesh")
+        ]
+        if diff.fraction < 1e-3 or not mesh_reads:
+            failures.append(
+                f"{view.dataset}/{view.run} {name!r}: changed {diff.fraction:.2e} of the 3-D "
+                f"view, {len(mesh_reads)} mesh requests, segments={spec.get('segments')}"
+            )
+    assert not failures, describe_failures(failures)
+
+
+def test_saved_state_round_trip(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer, artifacts: Path
+) -> None:
+    view = next(iter(opened.values()))
+    # Change something a regenerated state would not have, so /s/<id> must be *this* state.
+    state = json.loads(json.dumps(view.served_state))
+    layers = layer_specs(state)
+    flipped = layers[-1]
+    flipped["visible"] = flipped.get("visible", True) is False
+    request = urllib.request.Request(
+        service.url("/states"),
+        data=json.dumps(state).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=20) as response:
+        saved = json.load(response)
+    assert set(saved) >= {"id", "url"}, saved
+    viewer.get(saved["url"])
+    report = viewer.wait_ready(READY_TIMEOUT)
+    save_png(viewer.canvas(), artifacts / "saved-state.png")
+    assert [x.name for x in report.layers] == [x["name"] for x in layers]
+    assert report.visible == visible_names(state)
+    assert all(x.ok for x in report.layers), report.describe()
+    assert "/s/" not in viewer.url and "#!" in viewer.url
+
+
+def test_index_page_view_tomogram_link_opens_ready_viewer(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer, artifacts: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    viewer.get(service.url("/"))
+    links = viewer.driver.find_elements(By.LINK_TEXT, "View Tomogram")
+    assert len(links) == len(opened), f"{len(links)} View Tomogram links for {len(opened)} runs"
+    href = links[-1].get_attribute("href")
+    links[-1].click()
+    report = viewer.wait_ready(READY_TIMEOUT)
+    save_png(viewer.canvas(), artifacts / "index-link.png")
+    dataset, run = urllib.parse.urlparse(href).path.split("/")[-2:]
+    view = opened[(dataset, run)]
+    assert viewer.url.startswith(service.url("/v/")), viewer.url
+    assert all(x.ok for x in report.layers), report.describe()
+    assert report.visible == visible_names(view.served_state)

@@ -1,0 +1,237 @@
+"""Viewer-state content, colours, bad input, CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_ngstate_tree import DATA_URL, Ann, Tree, assert_roundtrip
+
+from cryoet_ng import cli
+from cryoet_ng.catalogue import Catalogue
+from ngstate import NotFoundError, build_state, state_inputs_mtime
+from ngstate.colors import PALETTE, ColourKey, assign, label_colours, preferred_slot
+
+
+def _basic(tree: Tree) -> Tree:
+    rng = np.random.default_rng(1)
+    pts = tree.points(rng.uniform(5, 25, (20, 3)))
+    return tree.add(
+        Ann("101", "cytosolic ribosome", gt=True, summary=pts),
+        Ann("102", "ribosome", "OrientedPoint", summary=pts),
+        Ann("103", "membrane", "InstanceSegmentation", summary=pts),
+        Ann(
+            "104",
+            "vesicle",
+            "InstanceSegmentationMask",
+            summary=tree.mask(tree.empty_cells() + 0.01, labels={1: 5, 2: 7, 9: 3}),
+        ),
+    )
+
+
+def test_layers_sources_and_global_state(tmp_path: Path) -> None:
+    tree = _basic(Tree(tmp_path))
+    built = build_state(tree.build(), "10000", "TS_026", "100", tree.options())
+    state = built.state
+    assert_roundtrip(state)
+    image, *layers = state["layers"]
+    assert image["source"] == (
+        f"zarr://{DATA_URL}/10000/TS_026/Reconstructions/VoxelSpacing13.480/Tomograms/100/TS_026.zarr"
+    )
+    assert "#uicontrol invlerp contrast(range=[-1.5, 2.5]" in image["shader"]
+    assert "#uicontrol invlerp contrast_3D(range=[0, 3]" in image["shader"]
+    assert (image["blend"], image["opacity"], image["volumeRendering"]) == ("additive", 1.0, "off")
+    assert image["volumeRenderingGain"] == -7.8
+    names = [layer["name"] for layer in layers]
+    assert names == [
+        "101 cytosolic ribosome point",
+        "102 ribosome orientedpoint",
+        "103 membrane point",
+        "104 vesicle instancesegmentation",
+    ]
+    prefix = f"precomputed://{DATA_URL}/10000/TS_026/Reconstructions/VoxelSpacing13.480/NeuroglancerPrecompute/"
+    assert layers[0]["source"]["url"] == prefix + "101-cytosolic_ribosome-1.0_point"
+    assert "prop_diameter()" in layers[0]["shader"] and "defaultColor()" in layers[0]["shader"]
+    assert "prop_line_color()" in layers[1]["shader"]
+    assert "prop_color()" in layers[2]["shader"]  # instance points: per-instance colours
+    seg = layers[3]
+    assert seg["segments"] == ["1", "2", "9"]
+    assert set(seg["segmentColors"]) == {"1", "2", "9"}
+    assert seg["source"]["subsources"] == {"default": True, "mesh": True, "properties": True}
+    assert state["dimensions"] == {a: [1.348e-09, "m"] for a in "xyz"}
+    assert state["position"] == [32.0, 32.0, 16.0]
+    assert state["crossSectionScale"] == pytest.approx(64 / 400)
+    assert state["projectionOrientation"] == pytest.approx([0.3826834, 0, 0, 0.9238795], abs=1e-6)
+    assert state["selectedLayer"] == {"layer": "TS_026", "visible": True}
+    assert state["layout"] == "4panel" and state["crossSectionBackgroundColor"] == "#000000"
+    colours = [layer.get("annotationColor") or layer.get("segmentDefaultColor") for layer in layers]
+    assert len(set(colours)) == 4 and all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colours)
+    text = json.dumps(state)
+    assert "_" + "private" not in text and "deposition_id" not in text
+
+
+def test_binned_annotation_lands_on_tomogram_voxels(tmp_path: Path) -> None:
+    tree = Tree(tmp_path).add(Ann("101", "ribosome", spacing=2 * 13.48, summary=None))
+    built = build_state(tree.build(), "10000", "TS_026", None, tree.options())
+    assert_roundtrip(built.state)
+    source = built.state["layers"][1]["source"]
+    assert "VoxelSpacing26.960" in source["url"]
+    transform = source["transform"]
+    assert transform["outputDimensions"] == built.state["dimensions"]
+    matrix = np.asarray(transform["matrix"])
+    binned = np.array([3.0, 5.0, 7.0])
+    assert matrix[:, :3] @ binned + matrix[:, 3] == pytest.approx(2 * binned)
+    # The camera is not scaled by the spacing ratio (the portal's quirk).
+    assert built.state["position"] == [32.0, 32.0, 16.0]
+
+
+def test_missing_inputs_are_reported_not_fatal(tmp_path: Path) -> None:
+    tree = Tree(tmp_path, zarr=False, stats=None).add(
+        Ann("101", "cytosolic ribosome", output=False),
+        Ann("102", "vesicle", "SegmentationMask", summary=None),
+    )
+    built = build_state(tree.build(), "10000", "TS_026", None, tree.options())
+    assert_roundtrip(built.state)
+    assert [layer["name"] for layer in built.state["layers"]] == ["102 vesicle segmentation"]
+    assert "selectedLayer" not in built.state
+    text = "\n".join(built.messages)
+    assert "no OME-Zarr" in text and "101 (cytosolic ribosome) Point" in text and "missing" in text
+    decision = built.explanation()["layers"][0]
+    assert decision["name"] == "102 vesicle segmentation" and "no summary" in decision["reason"]
+
+
+def test_no_statistics_leaves_contrast_to_neuroglancer(tmp_path: Path) -> None:
+    tree = Tree(tmp_path, stats=None)
+    built = build_state(tree.build(), "10000", "TS_026", None, tree.options())
+    assert_roundtrip(built.state)
+    assert "#uicontrol invlerp contrast\n" in built.state["layers"][0]["shader"]
+    assert any("contrast statistics" in m for m in built.messages)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "run", "tomogram", "needle"),
+    [
+        ("99", "TS_026", None, "unknown dataset '99'"),
+        ("10000", "TS_999", None, "unknown run 'TS_999'"),
+        ("10000", "TS_026", "7", "unknown tomogram '7' (known: 100)"),
+    ],
+)
+def test_unknown_ids(
+    tmp_path: Path, dataset: str, run: str, tomogram: str | None, needle: str
+) -> None:
+    tree = Tree(tmp_path)
+    catalogue = tree.build()
+    with pytest.raises(NotFoundError, match=re.escape(needle)):
+        build_state(catalogue, dataset, run, tomogram, tree.options())
+
+
+def test_inputs_mtime_grows_when_a_summary_changes(tmp_path: Path) -> None:
+    import os
+
+    tree = _basic(Tree(tmp_path))
+    catalogue = tree.build()
+    before = state_inputs_mtime(catalogue, "10000", "TS_026", None, tree.options())
+    summary = next(tree.out.rglob("101-*.summary.json"))
+    os.utime(summary, (before + 10, before + 10))
+    assert state_inputs_mtime(catalogue, "10000", "TS_026", None, tree.options()) == before + 10
+
+
+# -- colours --------------------------------------------------------------------------------
+def _keys(n: int) -> list[ColourKey]:
+    return [ColourKey(f"GO:{i % 5}|obj{i % 5}|{100 + i}|Point", (100 + i, "")) for i in range(n)]
+
+
+def test_palette_is_distinct_and_readable_on_black() -> None:
+    assert len(set(PALETTE)) == len(PALETTE) >= 20
+    for colour in PALETTE:
+        r, g, b = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+        assert 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.25, colour  # relative luminance
+
+
+def test_colours_distinct_up_to_palette_size() -> None:
+    colours = assign(_keys(len(PALETTE)))
+    assert len(set(colours)) == len(PALETTE)
+
+
+def test_adding_a_newer_layer_keeps_every_colour() -> None:
+    keys = _keys(15)
+    before = assign(keys[:-1])
+    assert assign(keys)[:-1] == before
+    assert assign(list(reversed(keys)))[::-1] == assign(keys)  # input order is irrelevant
+
+
+@pytest.mark.parametrize("removed", range(15))
+def test_removing_a_layer_keeps_colours_of_layers_at_their_own_slot(removed: int) -> None:
+    keys = _keys(15)
+    full = assign(keys)
+    rest = keys[:removed] + keys[removed + 1 :]
+    after = dict(zip([k.identity for k in rest], assign(rest), strict=True))
+    for key, colour in zip(keys, full, strict=True):
+        if key is keys[removed]:
+            continue
+        if colour == PALETTE[preferred_slot(key.identity)]:
+            assert after[key.identity] == colour, key
+
+
+def test_state_colours_survive_a_new_annotation(tmp_path: Path) -> None:
+    first = _basic(Tree(tmp_path / "a"))
+    built = build_state(first.build(), "10000", "TS_026", None, first.options())
+    second = _basic(Tree(tmp_path / "b")).add(Ann("120", "actin", summary=None))
+    again = build_state(second.build(), "10000", "TS_026", None, second.options())
+
+    def colours(state: dict) -> dict[str, str]:
+        return {
+            x["name"]: x.get("annotationColor") or x.get("segmentDefaultColor")
+            for x in state["layers"][1:]
+        }
+
+    old, new = colours(built.state), colours(again.state)
+    assert {k: new[k] for k in old} == old
+
+
+def test_label_colours_are_stable_per_label() -> None:
+    a = label_colours("#ff0000", [1, 2, 3])
+    b = label_colours("#ff0000", [2, 3, 40])
+    assert a["2"] == b["2"] and a["3"] == b["3"] and len(set(a.values())) == 3
+
+
+# -- CLI ------------------------------------------------------------------------------------
+def test_cli_state_json_and_explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = _basic(Tree(tmp_path))
+    tree.build()
+    args = ["state", str(tree.data), "10000", "TS_026", "--out", str(tree.out)]
+    assert cli.main(args) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert_roundtrip(state)
+    assert state["layers"][0]["source"].startswith("zarr://http://127.0.0.1:8000/data/10000/")
+    assert cli.main([*args, "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "101 cytosolic ribosome point" in out and "shown: ground truth" in out
+
+
+def test_cli_unknown_run_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = Tree(tmp_path)
+    tree.build()
+    assert cli.main(["state", str(tree.data), "10000", "nope"]) != 0
+    assert "unknown run 'nope'" in capsys.readouterr().err
+
+
+def test_cli_export_states(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = _basic(Tree(tmp_path))
+    tree.build()
+    assert cli.main(["export-states", str(tree.data), "--out", str(tree.out)]) == 0
+    files = list(tree.out.rglob("*-neuroglancer_config.json"))
+    assert [f.name for f in files] == ["100-neuroglancer_config.json"]
+    assert "NeuroglancerPrecompute" in str(files[0])
+    assert_roundtrip(json.loads(files[0].read_text()))
+    assert "1 state file written" in capsys.readouterr().out
+    assert not list(tree.out.rglob(".tmp-*"))
+
+
+def test_catalogue_scan_of_tree_has_no_warnings(tmp_path: Path) -> None:
+    tree = _basic(Tree(tmp_path))
+    tree.build()
+    assert not Catalogue.scan(tree.data).warnings

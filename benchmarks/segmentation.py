@@ -60,6 +60,7 @@ def make_input(folder: Path, case: str) -> Path:
 
 
 def run_ours(source: Path, out: Path, case: str) -> dict[str, float]:
+    from cryoet_ng import atomic
     from cryoet_ng.config import PrecomputeConfig
     from cryoet_ng.summaries import Grid
     from precompute.segmentation import _write_pyramid
@@ -67,14 +68,14 @@ def run_ours(source: Path, out: Path, case: str) -> dict[str, float]:
     from precompute.segmentation.source import open_mask
     from precompute.segmentation.stats import VolumeStats
     from precompute.segmentation.volume import PyramidWriter, plan_scales, volume_info
-    from cryoet_ng import atomic
 
     options = PrecomputeConfig()
     t0 = time.perf_counter()
     mask = open_mask(source, options, None)
     nz, ny, nx = mask.shape
     scales = plan_scales((nx, ny, nz), SPACING / 10, options.shard_min_voxels)
-    stats = VolumeStats(mask.shape, SPACING * 1e-10, Grid.for_extent((nx, ny, nz)))
+    extent = tuple(n * SPACING * 1e-10 for n in (nx, ny, nz))
+    stats = VolumeStats(mask.shape, SPACING * 1e-10, Grid.for_extent(extent))
     out.mkdir(parents=True)
     atomic.write_json(out / "info", volume_info(scales, {"mesh": "mesh"}))
     _write_pyramid(mask, PyramidWriter(out, scales, stats.is_binary), stats)
@@ -125,7 +126,9 @@ def child(args: argparse.Namespace) -> None:
     fn = run_ours if args.impl == "ours" else run_igneous
     result = fn(Path(args.source), Path(args.out), args.case)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["size_mb"] = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file()) / 1e6
+    result["size_mb"] = (
+        sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file()) / 1e6
+    )
     print(json.dumps(result))
 
 

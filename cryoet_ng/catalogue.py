@@ -195,7 +195,9 @@ class Run:
 
     def default_tomogram(self) -> Tomogram | None:
         """The tomogram flagged for visualisation, else the one with the lowest id."""
-        tomograms = sorted(self.tomograms, key=lambda t: (not t.is_visualization_default, _num(t.id)))
+        tomograms = sorted(
+            self.tomograms, key=lambda t: (not t.is_visualization_default, _num(t.id))
+        )
         return tomograms[0] if tomograms else None
 
     def annotations_for(self, tomogram: Tomogram) -> list[Annotation]:
@@ -376,7 +378,15 @@ class _Scanner:
             mrc_path = None
         if zarr_path is None:
             self.warn(meta_path.parent, "tomogram has no OME-Zarr")
-        spacing = float(meta.get("voxel_spacing", vs.spacing))
+        raw_spacing = meta.get("voxel_spacing", vs.spacing)
+        try:
+            spacing = float(raw_spacing)
+        except (TypeError, ValueError):
+            # A damaged metadata file must not stop the scan: use the folder's spacing.
+            self.warn(
+                meta_path, f"voxel_spacing {raw_spacing!r} is not a number; using {vs.spacing}"
+            )
+            spacing = vs.spacing
         return Tomogram(tomo_id, spacing, meta_path, meta, zarr_path, zarr_rel, mrc_path)
 
     def make_annotation(

@@ -57,7 +57,8 @@ class LayerStyle:
 @dataclass(frozen=True)
 class SelectionConfig:
     policy: Literal["auto", "author", "auto+author"] = "auto+author"
-    max_visible: int = 12
+    # The curators show up to 30 layers on one tomogram; a lower cap costs agreement with them.
+    max_visible: int = 32
     # A mask occludes a layer when at least this share of the layer lies inside it.
     occlusion_threshold: float = 0.5
     # Exact maximum-weight search up to this many candidates, greedy beyond.
@@ -86,7 +87,7 @@ class Config:
     data_root: Path
     # Where precompute outputs go; None = inside the data tree, as the portal does.
     output_root: Path | None = None
-    # Public URL prefix of the data tree (e.g. https://files.example.org); None = this server's /data/.
+    # Public URL prefix of the data tree (e.g. https://files.example.org); None = served at /data/
     data_url: str | None = None
     # Neuroglancer client URL; None = the self-hosted client at /v/<token>/.
     viewer_url: str | None = None
@@ -123,7 +124,11 @@ def load_config(
     for name, value in env.items():
         if name.startswith(ENV_PREFIX):
             key = ".".join(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
-            _set_dotted(raw, key, yaml.safe_load(value), f"environment variable {name}")
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"environment variable {name}: not a YAML value: {exc}") from exc
+            _set_dotted(raw, key, parsed, f"environment variable {name}")
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(raw, key, value, "command-line override")

@@ -60,15 +60,73 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^0-9a-z]+", " ", text.lower())).strip()
 
 
+def ontology_id(annotation: Annotation) -> str:
+    return str(annotation.object_id or "").strip().upper()
+
+
 def object_key(annotation: Annotation) -> str:
-    """Same object = same ontology id (else normalised name) and same description/state."""
+    """Same object = same ontology id, name, description and state.
+
+    The name is part of the key because authors reuse one ontology term for different
+    things (dataset 10009: "stellate" and "MTD sleeve" are both GO:0035869; 10492: five
+    FabF chains share PDB-5SOA), and the curators show each of them.
+    """
     obj = annotation.metadata.get("annotation_object") or {}
-    base = str(obj.get("id") or "").strip().upper() or normalise(annotation.object_name)
-    parts = [base]
+    parts = [ontology_id(annotation), normalise(annotation.object_name)]
     for extra in ("description", "state"):
         if obj.get(extra):
             parts.append(normalise(str(obj[extra])))
     return "|".join(parts)
+
+
+# Metadata-only priors (used only for layers without an occupancy summary), keyed on GO
+# cellular-component ids, never on free-text names.
+# Compartments whose mask is a filled volume around everything else in the cell: such a
+# mask would cover the picks and organelles inside it.
+CONTAINER_TERMS = frozenset(
+    {
+        "GO:0005575",  # cellular_component (root)
+        "GO:0110165",  # cellular anatomical structure
+        "GO:0005622",  # intracellular anatomical structure
+        "GO:0005737",  # cytoplasm
+        "GO:0005829",  # cytosol
+        "GO:0005634",  # nucleus
+        "GO:0005654",  # nucleoplasm
+        "GO:0031974",  # membrane-enclosed lumen
+        "GO:0043233",  # organelle lumen
+        "GO:0070013",  # intracellular organelle lumen
+        "GO:0005759",  # mitochondrial matrix
+        "GO:0005788",  # endoplasmic reticulum lumen
+        "GO:0005775",  # vacuolar lumen
+        "GO:0043202",  # lysosomal lumen
+    }
+)
+# "membrane" (all membranes): the union of the specific membranes below.
+GENERIC_MEMBRANE = "GO:0016020"
+SPECIFIC_MEMBRANES = frozenset(
+    {
+        "GO:0005635",  # nuclear envelope
+        "GO:0031965",  # nuclear membrane
+        "GO:0005789",  # endoplasmic reticulum membrane
+        "GO:0005741",  # mitochondrial outer membrane
+        "GO:0005743",  # mitochondrial inner membrane
+        "GO:0031966",  # mitochondrial membrane
+        "GO:0005886",  # plasma membrane
+        "GO:0000139",  # Golgi membrane
+        "GO:0005765",  # lysosomal membrane
+        "GO:0031090",  # organelle membrane
+        "GO:0019866",  # organelle inner membrane
+        "GO:0031968",  # organelle outer membrane
+    }
+)
+
+
+def is_container(annotation: Annotation) -> bool:
+    return ontology_id(annotation) in CONTAINER_TERMS
+
+
+def is_specific_membrane(annotation: Annotation) -> bool:
+    return ontology_id(annotation) in SPECIFIC_MEMBRANES
 
 
 def numeric_id(text: str) -> int:
@@ -103,6 +161,19 @@ class Candidate:
         return tier_of(self.annotation)
 
     @property
+    def vetted_oriented(self) -> bool:
+        """Oriented picks a person checked (ground truth, manual or hybrid).
+
+        They are the refined product of sub-tomogram averaging; plain picks of the same
+        object are its input, so within one object they come first (datasets 10455, 10468,
+        10469: the curators show the refined oriented set, not the manual or 2D picks).
+        """
+        a = self.annotation
+        return self.shape == "OrientedPoint" and (
+            a.ground_truth or a.method_type in ("manual", "hybrid")
+        )
+
+    @property
     def tier_label(self) -> str:
         return TIERS[self.tier][0]
 
@@ -119,6 +190,7 @@ class Candidate:
         """Lower is better within one object and shape family."""
         a = self.annotation
         return (
+            not self.vetted_oriented,
             self.tier,
             not a.curator_recommended,
             _METHOD_ORDER.get(a.method_type, 2),

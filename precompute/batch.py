@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -41,11 +42,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Plan:
-    """How to run a batch: where jobs go and whether finished work is redone."""
+    """What to run and how: the selection, where jobs go, whether finished work is redone."""
 
     workers: int
     scheduler: str | None = None
     force: bool = False
+    datasets: tuple[str, ...] = ()  # empty: all
+    runs: tuple[str, ...] = ()
 
     @property
     def in_process(self) -> bool:
@@ -62,10 +65,16 @@ class Plan:
 def main(args: argparse.Namespace, config: Config) -> int:
     """Entry point of ``cryoet-ng precompute``; 0 only when nothing failed."""
     workers = args.workers or config.precompute.workers or os.cpu_count() or 1
-    plan = Plan(workers=max(1, workers), scheduler=args.scheduler, force=args.force)
+    plan = Plan(
+        workers=max(1, workers),
+        scheduler=args.scheduler,
+        force=args.force,
+        datasets=tuple(args.datasets or ()),
+        runs=tuple(args.runs or ()),
+    )
     try:
         with storage.output_root(args.out, config.out_root) as out:
-            report = run_batch(args.data_root, out, config, plan, args)
+            report = run_batch(args.data_root, out, config, plan)
     except storage.StorageError as exc:
         print(f"cryoet-ng precompute: {exc}", file=sys.stderr)
         return 2
@@ -76,17 +85,11 @@ def main(args: argparse.Namespace, config: Config) -> int:
     return 0 if report.ok else 1
 
 
-def run_batch(
-    data_root: Path,
-    out: storage.OutputRoot,
-    config: Config,
-    plan: Plan,
-    args: argparse.Namespace,
-) -> BatchReport:
+def run_batch(data_root: Path, out: storage.OutputRoot, config: Config, plan: Plan) -> BatchReport:
     """Scan the tree, clean leftovers, run every job and collect the outcomes."""
     start = time.perf_counter()
-    catalogue = Catalogue.scan(data_root, args.datasets)
-    jobs = list(discover(catalogue, out.local, args.runs))
+    catalogue = Catalogue.scan(data_root, list(plan.datasets) or None)
+    jobs = list(discover(catalogue, out.local, list(plan.runs) or None))
     report = BatchReport(str(catalogue.root), out.url, plan.describe(), list(catalogue.warnings))
     out.prepare(jobs, force=plan.force)
     removed = sum(remove_stale_temporaries(f) for f in {output_of(j).parent for j in jobs})
@@ -95,16 +98,31 @@ def run_batch(
     log.info("%d jobs from %s, running %s", len(jobs), catalogue.root, plan.describe())
     with _progress(len(jobs)) as bar:
         for job, outcome in _outcomes(jobs, config, plan):
-            report.add(outcome)
             if outcome.status == "done":
-                out.publish(job)
-            elif outcome.status == "failed" and outcome.error is not None:
+                outcome = _publish(out, job, outcome)
+            report.add(outcome)
+            if outcome.status == "failed" and outcome.error is not None:
                 log.error("failed %s: %s", outcome.job, _where(outcome.error))
             counts = report.counts
-            bar.set_postfix(done=counts["done"], skipped=counts["skipped"], failed=counts["failed"])
+            bar.set_postfix(
+                done=counts["done"],
+                skipped=counts["skipped"],
+                failed=counts["failed"],
+                refresh=False,
+            )
             bar.update()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _publish(out: storage.OutputRoot, job: Job, outcome: Outcome) -> Outcome:
+    """Publish a finished output; an upload error fails the job instead of the batch."""
+    try:
+        out.publish(job)
+    except Exception as exc:
+        error = {"file": str(job.source), "line": None, "message": f"publishing failed: {exc}"}
+        return dataclasses.replace(outcome, status="failed", error=error)
+    return outcome
 
 
 def _where(error: dict[str, object]) -> str:

@@ -26,12 +26,11 @@ class BatchReport:
     outcomes: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
 
+    counts: Counter[str] = field(default_factory=Counter)  # jobs per status, kept current
+
     def add(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
-
-    @property
-    def counts(self) -> Counter[str]:
-        return Counter(o.status for o in self.outcomes)
+        self.counts[outcome.status] += 1
 
     @property
     def failures(self) -> list[Outcome]:

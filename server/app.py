@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def create_app(config: Config | None = None) -> Flask:
     for module in (index, viewer_links, states_api, data, client):
         app.register_blueprint(module.bp)
     _register_errors(app)
-    app.after_request(_security_headers)
+    app.after_request(_after_request(config.server.cors_origins))
     return app
 
 
@@ -112,22 +113,32 @@ def _register_errors(app: Flask) -> None:
         return jsonify(error="Internal Server Error", status=500, message="internal error"), 500
 
 
-def _security_headers(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    cors = services().config.server.cors_origins
-    origin = request.headers.get("Origin")
-    if cors and origin and request.path.startswith(CORS_PREFIXES):
-        if "*" in cors:
+def _after_request(cors_origins: tuple[str, ...]) -> Callable[[Response], Response]:
+    """``nosniff`` everywhere, CORS headers on GET/HEAD/OPTIONS answers for allowed origins."""
+    allow_any = "*" in cors_origins
+    allowed = frozenset(cors_origins)
+
+    def after(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if not allowed:  # the common same-origin deployment: nothing more to do
+            return response
+        origin = request.headers.get("Origin")
+        if not origin or not request.path.startswith(CORS_PREFIXES):
+            return response
+        if allow_any:
             response.headers["Access-Control-Allow-Origin"] = "*"
-        elif origin in cors:
+        elif origin in allowed:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.vary.add("Origin")
-        if "Access-Control-Allow-Origin" in response.headers:
-            response.headers["Access-Control-Expose-Headers"] = (
-                "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified"
-            )
-            if request.method == "OPTIONS":  # preflight, e.g. for a non-simple Range
-                response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
-                response.headers["Access-Control-Allow-Headers"] = "Range, If-None-Match"
-                response.headers["Access-Control-Max-Age"] = "86400"
-    return response
+        else:
+            return response
+        response.headers["Access-Control-Expose-Headers"] = (
+            "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified"
+        )
+        if request.method == "OPTIONS":  # preflight, e.g. for a non-simple Range
+            response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Range, If-None-Match"
+            response.headers["Access-Control-Max-Age"] = "86400"
+        return response
+
+    return after

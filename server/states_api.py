@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from server.app import services
 from server.storage import valid_state_id
@@ -42,14 +43,29 @@ def parse_state(body: bytes) -> dict[str, Any]:
     return state
 
 
+def read_body(limit: int) -> bytes:
+    """The request body, or 413 when it exceeds ``limit`` (Content-Length or chunked).
+
+    werkzeug's max-length stream stops at the limit and only raises on a read past it,
+    so read one byte more than allowed to find out whether there is more.
+    """
+    too_large = f"state larger than {limit} bytes"
+    if request.content_length is not None and request.content_length > limit:
+        abort(413, description=too_large)
+    try:
+        body = request.stream.read(limit)
+        if len(body) == limit and request.stream.read(1):
+            abort(413, description=too_large)
+    except RequestEntityTooLarge:
+        abort(413, description=too_large)
+    return body
+
+
 @bp.post("/states")
 def save_state() -> tuple[Response, int]:
     if request.mimetype != "application/json":
         abort(415, description="Content-Type must be application/json")
-    limit = services().config.server.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        abort(413, description=f"state larger than {limit} bytes")
-    state = parse_state(request.get_data(cache=False))
+    state = parse_state(read_body(services().config.server.max_body_bytes))
     canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     state_id = services().store.put(canonical.encode())
     url = url_for("links.short_link", state_id=state_id, _external=True)

@@ -339,6 +339,55 @@ class Viewer:
         return [(kind, (int(b[0]), int(b[1]), int(b[2]), int(b[3]))) for kind, b in raw]
 
 
+    def slice_geometry(self) -> SliceGeometry:
+        """Where the first cross-section panel's canvas pixels are in global coordinates."""
+        raw = self.js(
+            """
+            const p = Array.from(window.viewer.display.panels)
+                .find((x) => x.visible && x.sliceView !== undefined);
+            const pp = p.sliceView.projectionParameters.value;
+            const info = pp.displayDimensionRenderInfo;
+            return {
+              box: [p.canvasRelativeLogicalLeft, p.canvasRelativeLogicalTop,
+                    pp.logicalWidth, pp.logicalHeight],
+              inv: Array.from(pp.invViewProjectionMat),
+              dims: Array.from(info.displayDimensionIndices),
+              factors: Array.from(info.canonicalVoxelFactors),
+            };
+            """
+        )
+        inv = np.asarray(raw["inv"], dtype=np.float64).reshape(4, 4).T  # column-major
+        return SliceGeometry(tuple(int(v) for v in raw["box"]), inv, raw["dims"], raw["factors"])
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """Canvas pixel -> global coordinate mapping of one cross-section panel."""
+
+    box: tuple[int, ...]  # left, top, width, height in canvas pixels
+    inv_view_projection: np.ndarray  # clip space -> display (canonical voxel) space
+    display_dims: list[int]  # global dimension index of each display axis (-1: none)
+    canonical_factors: list[float]
+
+    def global_coordinates(self, shape: tuple[int, int]) -> np.ndarray:
+        """Global coordinates (H, W, 3) of the centres of a canvas of ``shape`` (H, W)."""
+        left, top, width, height = self.box
+        v, u = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+        # Pixel centres to clip space; clip y points up, canvas rows go down.
+        x = 2.0 * (u + 0.5 - left) / width - 1.0
+        y = 1.0 - 2.0 * (v + 0.5 - top) / height
+        clip = np.stack([x, y, np.zeros_like(x), np.ones_like(x)], axis=-1)
+        world = clip @ self.inv_view_projection.T
+        world = world[..., :3] / world[..., 3:4]
+        out = np.full(shape + (3,), np.nan)
+        for axis, dim in enumerate(self.display_dims):
+            if dim >= 0:
+                out[..., dim] = world[..., axis] / self.canonical_factors[axis]
+        inside = (u >= left) & (u < left + width) & (v >= top) & (v < top + height)
+        out[~inside] = np.nan
+        return out
+
+
 def _with_elapsed(report: ViewerReport, elapsed: float) -> ViewerReport:
     return ViewerReport(report.exists, report.ready, report.layers, elapsed)
 

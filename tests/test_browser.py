@@ -396,3 +396,93 @@ def test_index_page_view_tomogram_link_opens_ready_viewer(
     assert viewer.url.startswith(service.url("/v/")), viewer.url
     assert all(x.ok for x in report.layers), report.describe()
     assert report.visible == visible_names(view.served_state)
+
+
+def read_omezarr_level0(path: Path) -> np.ndarray:
+    """Level 0 of an OME-Zarr image (z, y, x), read with tensorstore."""
+    import tensorstore as ts
+
+    spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": str(path / "0")}}
+    return np.asarray(ts.open(spec, read=True).result().read().result())
+
+
+def sample_at(volume_zyx: np.ndarray, index_xyz: np.ndarray, fill: float = 0) -> np.ndarray:
+    """``volume[z, y, x]`` at integer xyz indices (..., 3); ``fill`` outside or at NaN."""
+    valid = ~np.isnan(index_xyz).any(axis=-1)
+    out = np.full(index_xyz.shape[:-1], fill, dtype=np.float64)
+    ii = np.floor(index_xyz[valid]).astype(np.int64)
+    shape_xyz = np.array(volume_zyx.shape[::-1])
+    ok = np.all((ii >= 0) & (ii < shape_xyz), axis=1)
+    values = np.full(len(ii), fill, dtype=np.float64)
+    values[ok] = volume_zyx[ii[ok, 2], ii[ok, 1], ii[ok, 0]]
+    out[valid] = values
+    return out
+
+
+def test_binned_mask_lands_on_the_full_resolution_structure(
+    data_root: Path, opened: dict[Any, OpenedView], viewer: Viewer, artifacts: Path,
+    service: ProjectServer,
+) -> None:
+    """A mask stored at 2x binning is drawn where its voxels are in the full-size tomogram.
+
+    Both are checked against the data files through the viewer's own pixel -> global mapping:
+    the tomogram's full-resolution voxel i spans global [i, i + 1), so binned voxel j must span
+    [2j, 2j + 2). The screenshot of the binned layer alone is compared with the binned mask
+    sampled at floor(global / 2); the screenshot of the tomogram alone with the tomogram
+    sampled at floor(global).
+    """
+    from cryoet_ng.catalogue import Catalogue
+
+    catalogue = Catalogue.scan(data_root)
+    found = []
+    for run in catalogue.runs():
+        tomogram = run.default_tomogram()
+        for annotation in run.annotations:
+            for file in annotation.files:
+                if (
+                    tomogram is not None
+                    and file.shape == "SegmentationMask"
+                    and file.format == "zarr"
+                    and annotation.voxel_spacing > 1.5 * tomogram.voxel_spacing
+                ):
+                    found.append((run, tomogram, annotation, file))
+    assert found, "the sample has no binned segmentation mask"
+    run, tomogram, annotation, file = found[0]
+    ratio = annotation.voxel_spacing / tomogram.voxel_spacing
+    view = opened[(run.dataset_id, run.name)]
+    folder = annotation.precompute_dirname(file.shape)
+    name = next(x["name"] for x in layer_specs(view.served_state) if folder in source_url(x))
+    image = next(x["name"] for x in layer_specs(view.served_state) if x["type"] == "image")
+
+    mask = read_omezarr_level0(file.path) != 0
+    jz = int(np.argmax(mask.sum(axis=(1, 2))))
+    ys, xs = np.nonzero(mask[jz])
+    # Centre of the mask's fullest binned slice, in full-resolution (global) voxels.
+    position = [ratio * (xs.mean() + 0.5), ratio * (ys.mean() + 0.5), ratio * (jz + 0.5)]
+    hidden_ui = {"layerListPanel": {"visible": False}, "selectedLayer": {"visible": False}}
+    state = only_visible(view.served_state, {name}, layout="xy", position=position, **hidden_ui)
+    viewer.open_state(service.url("/v/main/"), state)
+    viewer.wait_ready(READY_TIMEOUT)
+    drawn = viewer.canvas()
+    where = viewer.slice_geometry().global_coordinates(drawn.shape[:2])
+    save_png(drawn, artifacts / "binned-mask.png")
+
+    shown = drawn.max(axis=-1) > 30  # the background is black
+    expected = sample_at(mask, where / ratio) > 0
+    iou = (shown & expected).sum() / max((shown | expected).sum(), 1)
+    assert iou > 0.7, (
+        f"layer {name!r} ({annotation.voxel_spacing} Å voxels) is drawn {shown.sum()} px, "
+        f"expected {expected.sum()} px at its physical place; overlap (IoU) only {iou:.2f}"
+    )
+
+    # The tomogram in the same view: its pixels follow its full-resolution voxels.
+    state = only_visible(view.served_state, {image}, layout="xy", position=position, **hidden_ui)
+    viewer.open_state(service.url("/v/main/"), state)
+    viewer.wait_ready(READY_TIMEOUT)
+    grey = viewer.canvas().mean(axis=-1)
+    save_png(viewer.canvas(), artifacts / "binned-mask-tomogram.png")
+    assert tomogram.omezarr_path is not None
+    values = sample_at(read_omezarr_level0(tomogram.omezarr_path), where, fill=np.nan)
+    inside = ~np.isnan(values)
+    correlation = np.corrcoef(grey[inside], values[inside])[0, 1]
+    assert correlation > 0.5, f"tomogram pixels do not follow its voxels (r={correlation:.2f})"

@@ -20,7 +20,11 @@ from cryoet_ng.summaries import Summary
 from precompute.jobs import AnnotationJob
 from precompute.points import convert
 
-SHAPE_TYPES = {"Point": "point", "OrientedPoint": "orientedPoint", "InstanceSegmentation": "instancePoint"}
+SHAPE_TYPES = {
+    "Point": "point",
+    "OrientedPoint": "orientedPoint",
+    "InstanceSegmentation": "instancePoint",
+}
 
 
 def write_ndjson(path: Path, records: Iterable[dict[str, Any]]) -> Path:

@@ -1,4 +1,4 @@
-"""Saved states (``POST /states``, ``GET /states/<id>``, ``GET /s/<id>``) on SQLite and PostgreSQL."""
+"""Saved states (POST /states, GET /states/<id>, GET /s/<id>) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -26,13 +26,18 @@ def tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     return make_tree(sample_source(request, tmp_path_factory), tmp_path_factory.mktemp("st") / "t")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def states_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def states_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "sqlite":
-        yield str(tmp_path / "states")
+        yield str(tmp_path_factory.mktemp("sqlite") / "states")
         return
     base = request.getfixturevalue("postgres_url")
-    # A fresh database per test, so tests do not see each other's states.
+    # A fresh database for this module (ids are content addresses, so tests that need
+    # an unknown id use content no test stores).
     import psycopg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
@@ -41,7 +46,7 @@ def states_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield base.rsplit("/", 1)[0] + f"/{name}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def app(tree: Path, states_db: str) -> Flask:
     return server.create_app(make_config(tree, states_db, max_body_bytes=MAX_BODY))
 
@@ -109,6 +114,29 @@ def test_body_too_large_is_413(client: FlaskClient) -> None:
     # Nothing was stored under the id that state would have had.
     canonical = json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
     assert client.get(f"/states/{state_id_for(canonical)}").status_code == 404
+
+
+def test_body_of_exactly_the_limit_is_accepted(client: FlaskClient) -> None:
+    empty = json.dumps({"layers": [], "pad": ""})
+    body = json.dumps({"layers": [], "pad": "y" * (MAX_BODY - len(empty))})
+    assert len(body) == MAX_BODY
+    assert post(client, body).status_code == 201
+
+
+def test_postgres_store_reconnects(app: Flask, states_db: str) -> None:
+    """A dropped connection (server restart, idle timeout) costs one retry, not an error."""
+    if not states_db.startswith("postgresql://"):
+        pytest.skip("PostgreSQL only")
+    import psycopg
+
+    store = app.extensions["cryoet_ng"].store
+    state_id = store.put(b'{"layers":[],"n":1}')
+    with psycopg.connect(states_db, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    assert store.get(state_id) == b'{"layers":[],"n":1}'
 
 
 @pytest.mark.parametrize(

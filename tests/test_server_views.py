@@ -34,7 +34,9 @@ def client(source: Path, tmp_path_factory: pytest.TempPathFactory) -> FlaskClien
 def fresh(source: Path, tmp_path: Path) -> tuple[Flask, Path]:
     """An app over a private copy of the tree, for tests that change files."""
     root = make_tree(source, tmp_path / "tree")
-    return server.create_app(make_config(root, str(tmp_path / "states"))), root
+    app = server.create_app(make_config(root, str(tmp_path / "states")))
+    app.extensions["cryoet_ng"].states.recheck_seconds = 0.0  # see every change at once
+    return app, root
 
 
 def fragment_state(location: str) -> dict:
@@ -219,6 +221,21 @@ def test_state_cache_hits_and_rebuilds_on_metadata_change(
     names = [layer["name"] for layer in client.get(url).json["layers"]]
     assert len(calls) == 3
     assert not any("renamed object" in name for name in names)
+
+
+def test_recheck_interval_trusts_a_fresh_entry(fresh: tuple[Flask, Path]) -> None:
+    app, root = fresh
+    client = app.test_client()
+    url = f"/state/{DATASET}/{RUN}.json"
+    before = client.get(url).data
+    app.extensions["cryoet_ng"].states.recheck_seconds = 3600.0
+    meta_path = next((root / DATASET / RUN).rglob("Annotations/101/*[0-9].json"))
+    meta = json.loads(meta_path.read_text())
+    meta["annotation_object"]["name"] = "renamed object"
+    meta_path.write_text(json.dumps(meta))
+    assert client.get(url).data == before  # within the interval: not looked at
+    app.extensions["cryoet_ng"].states.recheck_seconds = 0.0
+    assert b"renamed object" in client.get(url).data
 
 
 def test_new_run_is_found_and_unknown_runs_do_not_rescan(

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from cryoet_ng.atomic import write_bytes, write_json
 from cryoet_ng.catalogue import annotation_stem
+from cryoet_ng.sample.files import write_bytes, write_json
 from cryoet_ng.sample.metadata import dates
 from cryoet_ng.sample.omezarr import Pyramid, write_mrc, write_omezarr
 from cryoet_ng.sample.spec import LAST_UPDATED_AT, AnnotationRecord, FileRecord
@@ -68,9 +68,9 @@ class Source:
         return len(self.points)
 
     def labels(self) -> list[int]:
-        """Non-zero labels of a mask's level 0 (bincount: much faster than np.unique)."""
-        counts = np.bincount(self.pyramid.levels[0].ravel().astype(np.intp))
-        return [int(v) for v in np.flatnonzero(counts) if v != 0]
+        """Non-zero labels of an instance mask's level 0 (sorting only the labelled voxels)."""
+        level0 = self.pyramid.levels[0]
+        return [int(v) for v in np.unique(level0[level0 != 0])]
 
     def ndjson(self) -> bytes:
         """All records in one formatting call (no per-point Python loop)."""
@@ -105,7 +105,9 @@ class AnnotationSpec:
     publications: str = ""
     links: tuple[dict[str, str], ...] = field(default_factory=tuple)
 
-    def metadata(self, files: list[dict[str, Any]], alignment: str) -> dict[str, Any]:
+    def metadata(
+        self, files: list[dict[str, Any]], alignment: str, object_count: int
+    ) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "annotation_ingest_id": self.ingest_id,
             "annotation_object": self.obj.to_json(),
@@ -117,7 +119,7 @@ class AnnotationSpec:
             "annotation_publications": self.publications,
             "method_links": list(self.links),
             "version": self.version,
-            "object_count": self.sources[0].object_count(),
+            "object_count": object_count,
             "files": files,
             "authors": self.authors,
             "dates": dates(),
@@ -191,7 +193,8 @@ def write_annotation(target: Target, spec: AnnotationSpec) -> AnnotationRecord:
         for f in files
     ]
     metadata_path = f"{target.folder}/{stem}.json"
-    write_json(target.root / metadata_path, spec.metadata(entries, target.alignment))
+    count = spec.sources[0].object_count()
+    write_json(target.root / metadata_path, spec.metadata(entries, target.alignment, count))
     return AnnotationRecord(
         dataset_id=target.dataset_id,
         run_name=target.run_name,
@@ -199,7 +202,7 @@ def write_annotation(target: Target, spec: AnnotationSpec) -> AnnotationRecord:
         annotation_id=target.folder.rsplit("/", 1)[1],
         stem=stem,
         object_name=spec.obj.name,
-        object_count=spec.sources[0].object_count(),
+        object_count=count,
         metadata_path=metadata_path,
         files=tuple(files),
         volume_shape_zyx=volume_shape,

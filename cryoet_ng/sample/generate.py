@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cryoet_ng.atomic import atomic_directory, write_bytes, write_json
+from cryoet_ng.atomic import atomic_directory
 from cryoet_ng.catalogue import voxel_spacing_dirname
 from cryoet_ng.sample import metadata as md
 from cryoet_ng.sample.annotations import Target, write_annotation
+from cryoet_ng.sample.files import write_bytes, write_json
 from cryoet_ng.sample.objects import binned_annotations, crowded_annotations, full_annotations
 from cryoet_ng.sample.omezarr import Pyramid, downsample_mean, write_mrc, write_omezarr
 from cryoet_ng.sample.scene import Scene, make_scene

@@ -18,11 +18,13 @@ import mrcfile
 import numpy as np
 import tensorstore as ts
 
-from cryoet_ng.atomic import write_json
+from cryoet_ng.sample.files import write_json
 
 LEVELS = 3
 CHUNK = 256
 COMPRESSOR = {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0}
+# No fsync per chunk: the tree is published by one directory rename (see files.py).
+_CONTEXT = ts.Context({"file_io_sync": False})
 
 
 def _pad_even(volume: np.ndarray) -> np.ndarray:
@@ -122,7 +124,7 @@ def write_array(path: Path, array: np.ndarray) -> None:
         "create": True,
         "delete_existing": True,
     }
-    store = ts.open(spec).result()
+    store = ts.open(spec, context=_CONTEXT).result()
     store.write(array).result()
 
 

@@ -52,19 +52,24 @@ def convert(job: AnnotationJob, options: PrecomputeConfig) -> Summary:
 
 
 def _write_pyramid(source: MaskSource, writer: PyramidWriter, stats: VolumeStats) -> None:
-    """Stream chunk-thick z-slabs; the next slab is read while this one is processed."""
+    """Stream z-slabs (one source chunk thick, so each chunk is decoded once), processed in
+    pieces one output chunk thick; the next slab is read while this one is processed."""
     nz = source.shape[0]
-    starts = list(range(0, nz, CHUNK))
+    step = max(CHUNK, source.read_step // CHUNK * CHUNK)
+    starts = list(range(0, nz, step))
     with ThreadPoolExecutor(1) as reader:
-        ahead = reader.submit(source.read, 0, min(CHUNK, nz))
+        ahead = reader.submit(source.read, 0, min(step, nz))
         for i, z0 in enumerate(starts):
             slab = ahead.result()
             if i + 1 < len(starts):
                 nxt = starts[i + 1]
-                ahead = reader.submit(source.read, nxt, min(nxt + CHUNK, nz))
-            stats.add(slab, z0)
-            writer.push(0, slab, final=i + 1 == len(starts))
-            writer.wait(keep=len(writer.scales))
+                ahead = reader.submit(source.read, nxt, min(nxt + step, nz))
+            for a in range(0, len(slab), CHUNK):
+                piece = slab[a : a + CHUNK]
+                stats.add(piece, z0 + a)
+                writer.push(0, piece, final=z0 + a + len(piece) == nz)
+                writer.wait(keep=len(writer.scales))
+            del slab
     writer.wait()
 
 

@@ -20,6 +20,7 @@ from cryoet_ng.config import PrecomputeConfig
 from precompute.errors import InputError
 
 UINT32_MAX = 2**32 - 1
+MAX_READ_SLICES = 256
 
 
 @dataclass
@@ -32,6 +33,15 @@ class MaskSource:
     shape: tuple[int, int, int]  # z, y, x as converted (the tomogram's size when resampled)
     dtype: np.dtype  # integer dtype of what read() returns
     threshold: float | None = None  # float masks: voxels > threshold become 1
+
+    @property
+    def read_step(self) -> int:
+        """Slices per read: the source's z chunk (capped), so no chunk is decoded twice."""
+        if isinstance(self.array, ts.TensorStore) and not self.resampled:
+            chunk = self.array.chunk_layout.read_chunk.shape
+            if chunk is not None and chunk[0]:
+                return int(min(chunk[0], MAX_READ_SLICES))
+        return 0
 
     @property
     def resampled(self) -> bool:

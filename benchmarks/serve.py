@@ -1,0 +1,224 @@
+"""Throughput of the View Tomogram service under gunicorn, measured with wrk.
+
+    .venv/bin/python -m benchmarks.serve [--duration 30] [--connections 64]
+
+Builds a sample tree (``cryoet_ng.sample``, test size) plus a run ``10000/TS_BENCH`` with
+20 annotations, starts gunicorn exactly as documented (``-c python:server.gunicorn_conf
+server.wsgi:app``) on a free loopback port, then runs wrk against ``/healthz`` (the
+baseline: Flask + gunicorn doing nothing) and ``/state/10000/TS_BENCH.json`` (a cached
+state), one after the other. Reports requests/s, p50/p99 latency, errors, the ratio to the
+baseline, and gunicorn's resident memory (master + workers) before and after.
+
+Targets on the 2-core machine: /state >= 1000 req/s, p99 < 25 ms, zero errors, flat memory.
+Note wrk runs on the same cores as gunicorn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from cryoet_ng.catalogue import Catalogue
+from cryoet_ng.layout import annotation_output
+from cryoet_ng.sample.generate import generate
+
+BENCH_RUN = "TS_BENCH"
+WIDTHS = (9, 8, 8, 7, 9, 12)
+ANNOTATIONS = 20
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    name: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+def build_tree(root: Path) -> None:
+    """The test-size sample, plus run TS_BENCH: TS_026 copied and grown to 20 annotations."""
+    generate(root, size="test")
+    source = root / "10000" / "TS_026"
+    target = root / "10000" / BENCH_RUN
+    shutil.copytree(source, target)
+    for meta in target.rglob("*.json"):
+        meta.write_text(meta.read_text().replace("TS_026", BENCH_RUN))
+    spacing = target / "Reconstructions" / "VoxelSpacing13.480" / "Annotations"
+    template = spacing / "100"
+    existing = len(Catalogue.scan(root, ["10000"]).run("10000", BENCH_RUN).annotations)  # type: ignore[union-attr]
+    for k in range(ANNOTATIONS - existing):
+        new_id = str(200 + k)
+        folder = spacing / new_id
+        shutil.copytree(template, folder)
+        meta_path = next(folder.glob("*[0-9].json"))
+        meta = json.loads(
+            meta_path.read_text().replace("Annotations/100/", f"Annotations/{new_id}/")
+        )
+        meta["annotation_object"] = {"id": f"GO:99{k:05d}", "name": f"particle {k}"}
+        meta["ground_truth_status"] = k % 2 == 0
+        meta["method_type"] = "manual" if k % 2 == 0 else "automated"
+        meta_path.write_text(json.dumps(meta, indent=2))
+
+
+def precompute_or_placeholders(root: Path) -> str:
+    """Run the precompute for TS_BENCH; stand in placeholder outputs for what it did not make."""
+    command = [sys.executable, "-m", "cryoet_ng.cli", "precompute", str(root)]
+    command += ["--datasets", "10000", "--runs", BENCH_RUN]
+    done = subprocess.run(command, capture_output=True, timeout=600, check=False)
+    catalogue = Catalogue.scan(root, ["10000"])
+    run = catalogue.run("10000", BENCH_RUN)
+    assert run is not None
+    placeholders = 0
+    for annotation in run.annotations:
+        for file in annotation.files:
+            output = annotation_output(root, run, annotation, file.shape)
+            if file.is_precomputable and not output.is_dir():
+                output.mkdir(parents=True)
+                (output / "info").write_text('{"@type": "neuroglancer_annotations_v1"}')
+                placeholders += 1
+    return f"precompute exit {done.returncode}, {placeholders} placeholder outputs"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mb(process: psutil.Process) -> float:
+    procs = [process, *process.children(recursive=True)]
+    return sum(p.memory_info().rss for p in procs if p.is_running()) / 1e6
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def run_wrk(name: str, url: str, duration: int, connections: int) -> WrkResult:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
+        errors += int(match.group(1))
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    ):
+        errors += sum(int(g) for g in match.groups())
+    return WrkResult(name, rps, p50, p99, errors, total)
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("gunicorn exited")
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not become healthy")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=30, help="seconds per endpoint")
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk not found (apt-get install wrk)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="cryoet-ng-bench-") as tmp:
+        root = Path(tmp) / "tree"
+        build_tree(root)
+        note = precompute_or_placeholders(root)
+        config = Path(tmp) / "bench.yaml"
+        config.write_text(f"data_root: {root}\nserver:\n  states_db: states\n")
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        command = [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "-c",
+            "python:server.gunicorn_conf",
+        ]
+        command += ["--bind", f"127.0.0.1:{port}", "server.wsgi:app"]
+        env = dict(os.environ, CRYOET_NG_CONFIG=str(config))
+        gunicorn = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_healthy(base, gunicorn)
+            state_url = f"{base}/state/10000/{BENCH_RUN}.json"
+            with urllib.request.urlopen(state_url) as response:
+                state = json.load(response)
+            layers = len(state["layers"])
+            size = len(json.dumps(state, separators=(",", ":")))
+            # Every worker builds its own cache entry on first use.
+            for _ in range(20):
+                urllib.request.urlopen(state_url).read()
+            process = psutil.Process(gunicorn.pid)
+            rss_start = rss_mb(process)
+            load = os.getloadavg()
+            results = [
+                run_wrk("/healthz", f"{base}/healthz", args.duration, args.connections),
+                run_wrk("/state", state_url, args.duration, args.connections),
+            ]
+            rss_end = rss_mb(process)
+        finally:
+            gunicorn.send_signal(signal.SIGTERM)
+            gunicorn.wait(timeout=60)
+    baseline = results[0].requests_per_s
+    print(
+        f"\nserve benchmark: {args.connections} connections x {args.duration} s per endpoint, "
+        f"wrk -t2 on the same {os.cpu_count()} cores"
+    )
+    print(f"state: run 10000/{BENCH_RUN}, {layers} layers, {size} bytes; {note}")
+    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
+    header = ("endpoint", "req/s", "p50 ms", "p99 ms", "errors", "requests", "vs /healthz")
+    print(
+        f"{header[0]:<10} " + " ".join(f"{h:>{w}}" for h, w in zip(header[1:], WIDTHS, strict=True))
+    )
+    for r in results:
+        print(
+            f"{r.name:<10} {r.requests_per_s:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+            f"{r.errors:>7d} {r.requests:>9d} {r.requests_per_s / baseline:>11.2f}x"
+        )
+    print(f"\ngunicorn RSS (master + workers): start {rss_start:.1f} MB, end {rss_end:.1f} MB")
+    state_result = results[1]
+    ok = (
+        state_result.requests_per_s >= 1000
+        and state_result.p99_ms < 25
+        and state_result.errors == 0
+    )
+    print(f"targets (>= 1000 req/s, p99 < 25 ms, 0 errors): {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

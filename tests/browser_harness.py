@@ -146,7 +146,8 @@ class ViewerReport:
 
 # One round trip gathers everything. "ready" is viewer.isReady() except that layers whose
 # source failed are ignored: they never become ready, and the test wants their error, not a hang.
-_REPORT_JS = """
+# It runs in an animation frame callback: readiness is only meaningful between drawn frames.
+_REPORT_BODY = """
 const v = window.viewer;
 if (!v) return {exists: false};
 // Image and annotation layers: their user shader. (A segmentation layer's shaderError belongs
@@ -179,6 +180,11 @@ const layers = v.layerManager.managedLayers.map((ml) => {
 const ready = v.display.isReady() && layers.every((l) => l.ready || l.errors.length > 0);
 return {exists: true, ready, layers};
 """
+_REPORT_JS = (
+    "return new Promise((resolve) => requestAnimationFrame(() => resolve((() => {"
+    + _REPORT_BODY
+    + "})())));"
+)
 
 
 class Viewer:
@@ -257,6 +263,7 @@ class Viewer:
         """
         start = time.monotonic()
         report: ViewerReport | None = None
+        streak = 0
         while time.monotonic() - start < timeout:
             report = self.report()
             # An image shader compiles at the layer's first draw: "pending" means that draw
@@ -265,7 +272,12 @@ class Viewer:
             compiling = any(
                 x.visible and x.type == "image" and x.shader == "pending" for x in report.layers
             )
-            if report.exists and report.layers and report.ready and not compiling:
+            ready = report.exists and bool(report.layers) and report.ready and not compiling
+            # Just after a source loads, its render layer attaches to the panels a tick later,
+            # and until then isReady() is vacuously true: ask for readiness twice in a row,
+            # polls apart (as neuroglancer's own screenshot tool checks after each frame).
+            streak = streak + 1 if ready else 0
+            if streak >= 2:
                 report = _with_elapsed(report, time.monotonic() - start)
                 if not allow_errors and any(x.errors for x in report.layers):
                     raise ViewerTimeout("a layer failed to load", report)
@@ -283,7 +295,9 @@ class Viewer:
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Replace the viewer's state in place (same page, layers reloaded as needed)."""
-        self.js("window.viewer.state.reset(); window.viewer.state.restoreState(arguments[0]);", state)
+        self.js(
+            "window.viewer.state.reset(); window.viewer.state.restoreState(arguments[0]);", state
+        )
 
     def set_visible(self, name: str, visible: bool) -> None:
         found = self.js(
@@ -337,7 +351,6 @@ class Viewer:
             """
         )
         return [(kind, (int(b[0]), int(b[1]), int(b[2]), int(b[3]))) for kind, b in raw]
-
 
     def slice_geometry(self) -> SliceGeometry:
         """Where the first cross-section panel's canvas pixels are in global coordinates."""
@@ -535,7 +548,9 @@ def view_screenshot_name(dataset: str, run: str) -> str:
     return f"view-{dataset}-{run}.png"
 
 
-def open_view(viewer: Viewer, server: ProjectServer, dataset: str, run: str, timeout: float) -> ViewerReport:
+def open_view(
+    viewer: Viewer, server: ProjectServer, dataset: str, run: str, timeout: float
+) -> ViewerReport:
     """Follow a run's View Tomogram link and wait (bounded) until the viewer has drawn it."""
     viewer.get(server.url(f"/view/{dataset}/{run}"))
     return viewer.wait_ready(timeout, allow_errors=True)

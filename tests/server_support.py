@@ -1,7 +1,7 @@
 """Shared helpers of the tests/test_server_*.py modules: a writable tree and a config.
 
-The tree is a copy of the session's sample tree (``sample_root`` from conftest.py, or a
-freshly generated one when that fixture is not there) with placeholder precompute outputs
+The tree is a copy of the session's sample tree (``sample_root`` from conftest.py) with
+placeholder precompute outputs
 (an ``info`` file, a chunk and a shard) for every annotation file of run 10000/TS_026, so
 states have annotation layers without running the precompute.
 """
@@ -22,15 +22,9 @@ DATASET, RUN = "10000", "TS_026"
 SHARD_BYTES = bytes(range(256)) * 8
 
 
-def sample_source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        return Path(request.getfixturevalue("sample_root"))
-    except pytest.FixtureLookupError:
-        from cryoet_ng.sample.generate import generate
-
-        root = tmp_path_factory.mktemp("generated") / "sample"
-        generate(root)
-        return root
+def sample_source(request: pytest.FixtureRequest) -> Path:
+    """The session's read-only sample tree (conftest.py's ``sample_root``)."""
+    return Path(request.getfixturevalue("sample_root"))
 
 
 def make_tree(source: Path, dest: Path) -> Path:

@@ -275,7 +275,12 @@ def hex_colour(value: str) -> np.ndarray:
 
 
 def toggle_diff(
-    viewer: Viewer, service: ProjectServer, state: dict[str, Any], name: str, artifacts: Path, tag: str
+    viewer: Viewer,
+    service: ProjectServer,
+    state: dict[str, Any],
+    name: str,
+    artifacts: Path,
+    tag: str,
 ) -> PixelDiff:
     """Screenshots of ``state`` with layer ``name`` drawn and hidden, and where they differ."""
     viewer.open_state(service.url("/v/main/"), state)
@@ -307,16 +312,19 @@ def test_many_point_layer_renders_from_sharded_multilevel_index(
     colour = spec.get("annotationColor")
     if colour:
         on_colour = np.asarray(diff.mean_colour)
-        cosine = on_colour @ hex_colour(colour) / (
-            np.linalg.norm(on_colour) * np.linalg.norm(hex_colour(colour)) + 1e-9
+        cosine = (
+            on_colour
+            @ hex_colour(colour)
+            / (np.linalg.norm(on_colour) * np.linalg.norm(hex_colour(colour)) + 1e-9)
         )
         assert cosine > 0.9, f"changed pixels {on_colour} are not the layer colour {colour}"
     # The viewer read the index through byte ranges of shard files (HTTP 206).
     folder = urllib.parse.urlparse(http_of(source_url(spec))).path.rstrip("/") + "/"
     spatial_keys = {x["key"] for x in info["spatial"]}
     reads = [r for r in service.requests.since(mark) if r.path.startswith(folder)]
-    ranged = [r for r in reads if r.status == 206 and r.path[len(folder) :].split("/")[0]
-              in spatial_keys]
+    ranged = [
+        r for r in reads if r.status == 206 and r.path[len(folder) :].split("/")[0] in spatial_keys
+    ]
     assert ranged, f"no ranged reads of {name!r}'s spatial shards; requests: {reads[:20]}"
     assert all(r.status in (200, 206, 304) for r in reads), [r for r in reads if r.status >= 400]
 
@@ -341,9 +349,7 @@ def test_segmentation_meshes_render(
         tag = f"mesh-{view.dataset}-{view.run}-{name}".replace(" ", "_")
         diff = toggle_diff(viewer, service, state, name, artifacts, tag)
         folder = urllib.parse.urlparse(http_of(source_url(spec))).path.rstrip("/") + "/"
-        mesh_reads = [
-            r for r in service.requests.since(mark) if r.path.startswith(folder + "mesh")
-        ]
+        mesh_reads = [r for r in service.requests.since(mark) if r.path.startswith(folder + "mesh")]
         if diff.fraction < 1e-3 or not mesh_reads:
             failures.append(
                 f"{view.dataset}/{view.run} {name!r}: changed {diff.fraction:.2e} of the 3-D "
@@ -420,7 +426,10 @@ def sample_at(volume_zyx: np.ndarray, index_xyz: np.ndarray, fill: float = 0) ->
 
 
 def test_binned_mask_lands_on_the_full_resolution_structure(
-    data_root: Path, opened: dict[Any, OpenedView], viewer: Viewer, artifacts: Path,
+    data_root: Path,
+    opened: dict[Any, OpenedView],
+    viewer: Viewer,
+    artifacts: Path,
     service: ProjectServer,
 ) -> None:
     """A mask stored at 2x binning is drawn where its voxels are in the full-size tomogram.

@@ -38,7 +38,7 @@ def test_points_by_id_properties_and_summary(tmp_path: Path) -> None:
     assert list(r.coordinate_space.units) == ["m"] * 3
     f32 = xyz.astype(F32)
     assert r.lower_bound == tuple(f32.min(0).astype(float))
-    assert r.upper_bound == tuple(f32.max(0).astype(float))
+    assert r.upper_bound == tuple(np.nextafter(f32.max(0).astype(float), np.inf))
     ids = [p.id for p in r.properties]
     assert ids == ["point_index", "diameter", "name", "color"]
     name = r.properties[2]

@@ -8,11 +8,13 @@ Everything is read back with readers we did not write: neuroglancer's
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorstore as ts
 from neuroglancer.read_precomputed_annotations import AnnotationReader
 
 from cryoet_ng.config import LayerStyle, PrecomputeConfig
@@ -79,16 +81,43 @@ def geometry(annotation: Any) -> np.ndarray:
     return np.asarray(annotation.point, np.float64)
 
 
+def stored_cells(r: AnnotationReader, level: int) -> list[tuple[int, int, int]]:
+    """Cells present in a spatial level, listed with tensorstore (sharded keys are decoded
+    compressed Morton codes, unsharded ones ``x_y_z`` file names)."""
+    index = r.spatial[level]
+    spec = r.base_spec.copy()
+    spec.path += index.metadata["key"] + "/"
+    grid = index.metadata["grid_shape"]
+    if "sharding" not in index.metadata:
+        kv = ts.KvStore.open(spec).result()
+        return [tuple(int(c) for c in k.decode().split("_")) for k in kv.list().result()]
+    sharded = {
+        "driver": "neuroglancer_uint64_sharded",
+        "base": spec,
+        "metadata": index.metadata["sharding"],
+    }
+    kv = ts.KvStore.open(sharded).result()
+    return [_unmorton(struct.unpack(">Q", k)[0], grid) for k in kv.list().result()]
+
+
+def _unmorton(code: int, grid: list[int]) -> tuple[int, int, int]:
+    cell = [0, 0, 0]
+    out_bit = 0
+    for bit in range(32):
+        for axis, size in enumerate(grid):
+            if (size - 1) >> bit:
+                cell[axis] |= ((code >> out_bit) & 1) << bit
+                out_bit += 1
+    return tuple(cell)  # type: ignore[return-value]
+
+
 def all_spatial(r: AnnotationReader) -> list[tuple[int, tuple[int, ...], list[Any]]]:
-    """Every (level, cell, annotations) of the spatial index, walking each level's whole grid."""
-    found = []
-    for level, index in enumerate(r.spatial):
-        for cell in np.ndindex(*index.metadata["grid_shape"]):
-            try:
-                found.append((level, cell, index[cell]))
-            except KeyError:
-                continue
-    return found
+    """Every (level, cell, annotations) of the spatial index, read with neuroglancer's reader."""
+    return [
+        (level, cell, r.spatial[level][cell])
+        for level in range(len(r.spatial))
+        for cell in stored_cells(r, level)
+    ]
 
 
 def query_boxes(
@@ -96,9 +125,10 @@ def query_boxes(
 ) -> dict[int, tuple[int, ...]]:
     """Ids of annotations found in the cells meeting [lower, upper] whose box meets it.
 
-    Walks every level's cells that intersect the query, as the viewer does, with the cell
-    arithmetic of neuroglancer's reader (get_within_spatial_bounds); an annotation meets the
-    box when its bounding box does (points: lies in it, bounds inclusive).
+    Visits, at every level, the cells that intersect the query (cell arithmetic of
+    neuroglancer's reader, get_within_spatial_bounds); cells absent from the index are empty,
+    so only stored cells are read. An annotation meets the box when its bounding box does
+    (points: lies in it, bounds inclusive).
     """
     base = np.asarray(r.lower_bound)
     found: dict[int, tuple[int, ...]] = {}
@@ -107,13 +137,10 @@ def query_boxes(
         grid = np.asarray(index.metadata["grid_shape"])
         first = np.maximum(((lower - base) // chunk).astype(np.int64), 0)
         last = np.minimum(((upper - base) // chunk).astype(np.int64) + 1, grid)
-        for offset in np.ndindex(*np.maximum(last - first, 0)):
-            cell = tuple(int(c) for c in np.asarray(offset) + first)
-            try:
-                annotations = index[cell]
-            except KeyError:
+        for cell in stored_cells(r, level):
+            if not (np.all(np.asarray(cell) >= first) and np.all(np.asarray(cell) < last)):
                 continue
-            for a in annotations:
+            for a in index[cell]:
                 g = geometry(a).reshape(-1, 3).astype(np.float32).astype(np.float64)
                 if np.all(g.min(0) <= upper) and np.all(g.max(0) >= lower):
                     found[int(a.id)] = (level, *cell)

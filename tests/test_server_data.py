@@ -19,7 +19,7 @@ PRE = "10000/TS_026/Reconstructions/VoxelSpacing13.480/NeuroglancerPrecompute"
 @pytest.fixture(scope="module")
 def tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("data")
-    root = make_tree(sample_source(request, tmp_path_factory), base / "tree")
+    root = make_tree(sample_source(request), base / "tree")
     (base / "secret.txt").write_text(SECRET)
     (base / "secret_dir").mkdir()
     (base / "secret_dir" / "inside.txt").write_text(SECRET)

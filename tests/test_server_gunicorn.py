@@ -70,7 +70,7 @@ def gunicorn(app_spec: str, config_file: Path, workers: int = 2) -> Iterator[str
 @pytest.fixture(scope="module")
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("gunicorn")
-    root = make_tree(sample_source(request, tmp_path_factory), base / "tree")
+    root = make_tree(sample_source(request), base / "tree")
     (base / "secret.txt").write_text(SECRET)
     config_file = base / "site.yaml"
     config_file.write_text(

@@ -23,7 +23,7 @@ MAX_BODY = 50_000
 
 @pytest.fixture(scope="module")
 def tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tree(sample_source(request, tmp_path_factory), tmp_path_factory.mktemp("st") / "t")
+    return make_tree(sample_source(request), tmp_path_factory.mktemp("st") / "t")
 
 
 @pytest.fixture(

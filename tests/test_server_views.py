@@ -20,7 +20,7 @@ from server.validation import validate_viewer_state
 
 @pytest.fixture(scope="module")
 def source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sample_source(request, tmp_path_factory)
+    return sample_source(request)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ Three runs cover the cases the rest of the project must handle:
 from __future__ import annotations
 
 import io
-import json
-import logging
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -45,8 +43,6 @@ from cryoet_ng.sample.volume import (
     free_points,
     render_structures,
 )
-
-log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "sample-manifest.json"  # also marks a folder as ours to overwrite
 TOMOGRAM_ID = "100"
@@ -237,7 +233,3 @@ def _write_run(
         for offset, ann in enumerate(binned_annotations(scene)):
             folder = f"{binned_rel}/Annotations/{100 + offset}"
             manifest.annotations.append(write_annotation(replace(binned, folder=folder), ann))
-
-
-def manifest_json(manifest: SampleManifest) -> str:
-    return json.dumps(asdict(manifest), indent=2, sort_keys=True)

@@ -23,7 +23,7 @@ class SizeSpec:
 
     name: SizeName
     shape_zyx: tuple[int, int, int]
-    ribosomes: int  # dense particles (ground truth picks)
+    ribosomes: int  # dense particles (ground-truth picks); fewer if the cell is too crowded
     atp_synthases: int  # oriented particles on the cell membrane
     vesicles: int
     many_points: int  # the crowded automated prediction of run TS_100

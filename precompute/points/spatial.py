@@ -22,6 +22,9 @@ import numpy as np
 
 MAX_GRID = 1 << 20  # cells per axis: 3 x 20 bits keep compressed Morton codes within uint64
 MAX_LEVELS = 24  # the last level takes whatever remains (only reachable with massive duplicates)
+# Cells are not split below one voxel: finer cells separate nothing worth the viewer's requests,
+# and near-duplicates then drain level by level on a fixed grid instead of deepening it.
+MIN_CHUNK = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,14 +42,31 @@ class Level:
 
 @dataclass(frozen=True)
 class Bounds:
+    """The layer's box: ``lower`` inclusive, ``upper`` exclusive (annotations.md)."""
+
     lower: np.ndarray  # (3,) float64
     upper: np.ndarray  # (3,)
 
+    @classmethod
+    def enclosing(cls, lower: np.ndarray, upper: np.ndarray) -> Bounds:
+        """The tightest box with every ``lower <= x <= upper`` strictly below its upper bound.
+
+        The upper bound is the data maximum plus one ulp, nudged until ``max - lower`` is
+        below ``upper - lower`` in floating point: then ``(x - lower) // chunk`` (the cell
+        arithmetic of the viewer and the reader) never reaches the grid size.
+        """
+        low = lower.min(axis=0).astype(np.float64)
+        top = upper.max(axis=0).astype(np.float64)
+        high = np.nextafter(top, np.inf)
+        while np.any(high - low <= top - low):
+            high = np.where(high - low <= top - low, np.nextafter(high, np.inf), high)
+        return cls(low, high)
+
     @property
     def base_chunk(self) -> np.ndarray:
-        """Level-0 chunk: the extent, or 1 voxel along a flat axis (chunk sizes must be > 0)."""
+        """Level-0 chunk: the extent, or MIN_CHUNK along (nearly) flat axes."""
         extent = self.upper - self.lower
-        return np.where(extent > 0, extent, 1.0)
+        return np.where(extent >= MIN_CHUNK, extent, MIN_CHUNK)
 
 
 def build_levels(
@@ -66,7 +86,6 @@ def build_levels(
     points = lower is upper or np.array_equal(lower, upper)
     grid = np.ones(3, np.int64)
     chunk = bounds.base_chunk
-    flat = bounds.upper - bounds.lower <= 0
     members = order.astype(np.int64)
     cells = np.zeros((len(members), 3), np.int64)
     levels: list[Level] = []
@@ -78,7 +97,7 @@ def build_levels(
         levels.append(level)
         members = members[rest]
         cells = cells[rest]
-        split = _split_axes(grid, chunk, flat)
+        split = _split_axes(grid, chunk)
         child_grid = grid * np.where(split, 2, 1)
         child_chunk = chunk / np.where(split, 2.0, 1.0)
         if points:
@@ -151,9 +170,12 @@ def _emit(
     return level, sort[rest]
 
 
-def _split_axes(grid: np.ndarray, chunk: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    """Halve the axes whose chunk is within a factor sqrt(2) of the longest splittable one."""
-    can = ~flat & (grid < MAX_GRID)
+def _split_axes(grid: np.ndarray, chunk: np.ndarray) -> np.ndarray:
+    """Halve the axes whose chunk is within a factor sqrt(2) of the longest splittable one.
+
+    Axes whose half chunk would be below MIN_CHUNK (e.g. flat ones) stay whole.
+    """
+    can = (grid < MAX_GRID) & (chunk / 2 >= MIN_CHUNK)
     if not can.any():
         return can
     longest = chunk[can].max()

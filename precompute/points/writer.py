@@ -94,9 +94,9 @@ def write_layer(
 ) -> Written:
     """Write info and every index of ``ann`` into ``directory`` (coordinates in voxels)."""
     if len(ann):
-        bounds = Bounds(ann.lower.min(axis=0), ann.upper.max(axis=0))
+        bounds = Bounds.enclosing(ann.lower, ann.upper)
     else:
-        bounds = Bounds(np.zeros(3), np.zeros(3))
+        bounds = Bounds(np.zeros(3), np.ones(3))
     levels = build_levels(
         ann.lower, ann.upper, bounds, priority_order(ann, seed), options.annotation_limit
     )

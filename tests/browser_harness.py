@@ -327,10 +327,23 @@ class Viewer:
         from PIL import Image
 
         data_url = self.js(
-            "window.viewer.display.draw(); return window.viewer.display.canvas.toDataURL();"
+            "const d = window.viewer.display;"
+            "if (d.gl.isContextLost()) return null;"
+            "d.draw(); return d.canvas.toDataURL();"
         )
+        if data_url is None:
+            # SwiftShader can lose the context under memory or CPU pressure; say so plainly
+            # rather than compare a blank picture.
+            raise AssertionError("the viewer's WebGL context was lost; the canvas is blank")
         raw = base64.b64decode(data_url.split(",", 1)[1])
         return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+
+    def page(self) -> np.ndarray:
+        """The whole window as a person sees it (canvas plus layer list and panels), RGB."""
+        from PIL import Image
+
+        png = self.driver.get_screenshot_as_png()
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
     def settled_canvas(self, timeout: float = 20.0, *, allow_errors: bool = False) -> np.ndarray:
         """A canvas screenshot once the viewer is ready again (after a state change)."""
@@ -392,7 +405,7 @@ class SliceGeometry:
         clip = np.stack([x, y, np.zeros_like(x), np.ones_like(x)], axis=-1)
         world = clip @ self.inv_view_projection.T
         world = world[..., :3] / world[..., 3:4]
-        out = np.full(shape + (3,), np.nan)
+        out = np.full((*shape, 3), np.nan)
         for axis, dim in enumerate(self.display_dims):
             if dim >= 0:
                 out[..., dim] = world[..., axis] / self.canonical_factors[axis]

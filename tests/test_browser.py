@@ -88,7 +88,8 @@ def data_root(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
     root = tmp_path_factory.mktemp("browser") / "data"
     shutil.copytree(sample_root, root)
-    cli.main(["precompute", str(root)])  # DEV-TEMP
+    # In-process (--workers 1): a Dask local cluster costs ~15 s of start-up for seconds of work.
+    assert cli.main(["precompute", str(root), "--workers", "1"]) == 0, "precompute failed"
     return root
 
 
@@ -124,7 +125,11 @@ class OpenedView:
 
 @pytest.fixture(scope="module")
 def opened(
-    viewer: Viewer, service: ProjectServer, runs: list[tuple[str, str]], artifacts: Path
+    request: pytest.FixtureRequest,
+    viewer: Viewer,
+    service: ProjectServer,
+    runs: list[tuple[str, str]],
+    artifacts: Path,
 ) -> dict[tuple[str, str], OpenedView]:
     """Open every run's /view link once; the tests below assert on what came back."""
     views = {}
@@ -132,7 +137,7 @@ def opened(
         start = time.monotonic()
         report = open_view(viewer, service, dataset, run, READY_TIMEOUT)
         seconds = time.monotonic() - start
-        shot = save_png(viewer.canvas(), artifacts / view_screenshot_name(dataset, run))
+        shot = save_png(viewer.page(), artifacts / view_screenshot_name(dataset, run))
         views[(dataset, run)] = OpenedView(
             dataset=dataset,
             run=run,
@@ -143,6 +148,10 @@ def opened(
             seconds=seconds,
             screenshot=shot,
         )
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        times = ", ".join(f"{d}/{r} {v.seconds:.1f} s" for (d, r), v in views.items())
+        reporter.write_line(f"View Tomogram, link to drawn: {times}")
     return views
 
 
@@ -341,7 +350,7 @@ def test_segmentation_meshes_render(
                     found.append((view, spec, info))
     assert found, "no segmentation layer with meshes in any view"
     failures = []
-    for view, spec, _info in found:
+    for view, spec, info in found:
         name = spec["name"]
         # 3-D panel only, without cross-section planes: whatever changes is the mesh.
         state = only_visible(view.served_state, {name}, layout="3d", showSlices=False)
@@ -349,7 +358,9 @@ def test_segmentation_meshes_render(
         tag = f"mesh-{view.dataset}-{view.run}-{name}".replace(" ", "_")
         diff = toggle_diff(viewer, service, state, name, artifacts, tag)
         folder = urllib.parse.urlparse(http_of(source_url(spec))).path.rstrip("/") + "/"
-        mesh_reads = [r for r in service.requests.since(mark) if r.path.startswith(folder + "mesh")]
+        mesh_reads = [
+            r for r in service.requests.since(mark) if r.path.startswith(folder + info["mesh"])
+        ]
         if diff.fraction < 1e-3 or not mesh_reads:
             failures.append(
                 f"{view.dataset}/{view.run} {name!r}: changed {diff.fraction:.2e} of the 3-D "

@@ -4,7 +4,7 @@
 
 ``DIR`` must already be precomputed (``cryoet-ng precompute DIR``). The project's server is
 started on a free local port, each run's ``/view/<dataset>/<run>`` link is opened in headless
-Chromium and the canvas is saved as ``view-<dataset>-<run>.png`` once the viewer reports that
+Chromium and the window is saved as ``view-<dataset>-<run>.png`` once the viewer reports that
 it has drawn everything: the same pictures ``tests/test_browser.py`` keeps as artifacts.
 Exits non-zero when Chromium is missing or a layer reports an error.
 """
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for dataset, run in runs:
                 start = time.monotonic()
                 report = open_view(viewer, server, dataset, run, args.timeout)
-                path = save_png(viewer.canvas(), args.out / view_screenshot_name(dataset, run))
+                path = save_png(viewer.page(), args.out / view_screenshot_name(dataset, run))
                 bad = [x for x in report.layers if not x.ok]
                 problems += len(bad) + (not report.ready)
                 print(f"{path}  ({time.monotonic() - start:.1f} s, {len(report.layers)} layers)")

@@ -34,6 +34,7 @@ class Measure:
     rss_sum: int  # peak over time of the summed RSS of the process tree
     rss_max: int  # peak RSS of the largest single process
     counts: dict[str, int]
+    jobs: list[dict]  # the report's per-job records
 
 
 def measure(argv: list[str], report: Path) -> Measure:
@@ -53,8 +54,8 @@ def measure(argv: list[str], report: Path) -> Measure:
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{stderr[-3000:]}")
-    counts = json.loads(report.read_text())["counts"]
-    return Measure(seconds, rss_sum, rss_max, counts)
+    data = json.loads(report.read_text())
+    return Measure(seconds, rss_sum, rss_max, data["counts"], data["jobs"])
 
 
 def main() -> None:
@@ -98,6 +99,13 @@ def print_table(results: dict[str, list[Measure]]) -> None:
             f"{rss_sum / MB:>12.0f}{rss_sum / base_rss:>7.2f}{rss_max / MB:>12.0f}"
         )
     print(f"(medians of {len(base)} runs; ratios against '1 worker', the in-process baseline)")
+    print("slowest jobs (seconds on their worker, first run):")
+    for name in ("1 worker", "2 workers"):
+        slowest = sorted(results[name][0].jobs, key=lambda j: -j["seconds"])[:4]
+        print(
+            f"  {name}: "
+            + ", ".join(f"{j['job'].split('/')[-1]} {j['seconds']:.1f}" for j in slowest)
+        )
 
 
 if __name__ == "__main__":

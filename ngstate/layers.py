@@ -3,16 +3,16 @@
 The JSON is what Neuroglancer's own ``ViewerState`` parses (tests round-trip every state
 through ``neuroglancer.ViewerState``); nothing private is added.
 
-Placement of annotations stored at another voxel spacing than the tomogram: the source
-``transform`` maps the source's coordinates (annotation voxels) to output dimensions at the
-tomogram spacing with a diagonal matrix ``annotation_vs / tomogram_vs``. Neuroglancer uses
-an explicit matrix as given (coordinate_transform.ts, ``set spec``) and only relabels the
-input scales, so a point at binned voxel (x, y, z) lands at tomogram voxel (2x, 2y, 2z)
-whatever resolution the precomputed ``info`` declares (the portal's masks round it to whole
-nm). Leaving the transform out would also be correct for exact ``info`` resolutions, since
-Neuroglancer then converts scales by physical units, but the explicit matrix is robust and
-says what it means. No position scaling is applied (the portal multiplies the initial
-position by the ratio, which moves the camera away from the centre).
+Placement of annotations stored at another voxel spacing than the tomogram: every
+precomputed source declares its own coordinate space in metres (annotation ``info``
+dimensions, volume ``resolution`` in nm, both exact), and Neuroglancer converts between a
+source's space and the layer's output space by physical units. The source ``transform``
+therefore names the tomogram's dimensions as its ``outputDimensions`` and keeps the identity
+matrix: a point at binned voxel (x, y, z) lands at tomogram voxel (2x, 2y, 2z). A diagonal
+``annotation_vs / tomogram_vs`` matrix on top of that scales twice: the real viewer showed a
+2x-binned mask at 4x (tests/test_browser.py checks the placement pixel by pixel). No position
+scaling is applied either (the portal multiplies the initial position by the ratio, which
+moves the camera away from the centre).
 """
 
 from __future__ import annotations
@@ -31,9 +31,13 @@ def dimensions(spacing_angstrom: float) -> dict[str, list[Any]]:
 
 
 def source_transform(source_vs: float, tomogram_vs: float) -> dict[str, Any]:
-    """Source transform putting data stored at ``source_vs`` onto the tomogram's voxels."""
-    ratio = round(source_vs, 3) / round(tomogram_vs, 3)
-    matrix = [[ratio if col == row else 0.0 for col in range(4)] for row in range(3)]
+    """Source transform putting data stored at ``source_vs`` onto the tomogram's voxels.
+
+    The unit conversion from ``source_vs`` is Neuroglancer's (see the module docstring), so
+    the matrix is the identity whatever the two spacings are.
+    """
+    del source_vs  # placement follows from the source's own physical coordinate space
+    matrix = [[1.0 if col == row else 0.0 for col in range(4)] for row in range(3)]
     return {"outputDimensions": dimensions(tomogram_vs), "matrix": matrix}
 
 

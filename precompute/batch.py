@@ -30,10 +30,10 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cryoet_ng.atomic import remove_stale_temporaries
-from cryoet_ng.catalogue import Catalogue
+from cryoet_ng.catalogue import VOLUME_SHAPES, Catalogue
 from cryoet_ng.config import Config
 from precompute import storage
-from precompute.jobs import Job, discover
+from precompute.jobs import Job, TomogramJob, discover
 from precompute.report import BatchReport
 from precompute.runner import Outcome, execute, output_of
 
@@ -125,6 +125,14 @@ def _publish(out: storage.OutputRoot, job: Job, outcome: Outcome) -> Outcome:
     return outcome
 
 
+def _priority(job: Job) -> int:
+    """Start the usually long jobs first (masks: meshes and pyramids, then tomograms), so
+    that a short job, not a long one, is the last to run (longest-first scheduling)."""
+    if isinstance(job, TomogramJob):
+        return 1
+    return 2 if job.shape in VOLUME_SHAPES else 0
+
+
 def _where(error: dict[str, object]) -> str:
     line = f":{error['line']}" if error.get("line") is not None else ""
     return f"{error.get('file')}{line}: {error.get('message')}"
@@ -169,7 +177,14 @@ def _outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tuple[Job
             client = stack.enter_context(Client(cluster))
         batch_id = uuid.uuid4().hex[:8]  # keys stay unique on a shared scheduler
         futures = {
-            client.submit(execute, job, config, plan.force, key=f"precompute-{batch_id}-{i}"): job
+            client.submit(
+                execute,
+                job,
+                config,
+                plan.force,
+                key=f"precompute-{batch_id}-{i}",
+                priority=_priority(job),
+            ): job
             for i, job in enumerate(jobs)
         }
         for future in as_completed(futures):

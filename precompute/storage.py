@@ -6,12 +6,14 @@ root (``s3://bucket/prefix``, ``gs://bucket/prefix``) is served by :class:`Stage
 outputs into a staging folder, so the ordinary skip check works unchanged; ``publish``
 uploads a finished output through a tensorstore kvstore, summary last, so a remote
 summary still marks a complete output exactly as it does locally.
+
+The staging folder is a temporary folder (under ``CRYOET_NG_STAGING`` when set); with
+``--scheduler`` it must be on a file system the Dask workers share.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import tempfile
@@ -21,7 +23,6 @@ from typing import Protocol
 
 from precompute.jobs import AnnotationJob, Job
 
-log = logging.getLogger(__name__)
 OBJECT_STORE_SCHEMES = ("s3://", "gs://")
 
 

@@ -117,6 +117,8 @@ class ViewerReport:
     ready: bool
     layers: tuple[LayerReport, ...] = ()
     elapsed_s: float = 0.0
+    # Messages in the client's status bar (e.g. a part of the state it failed to restore).
+    status: tuple[str, ...] = ()
 
     def layer(self, name: str) -> LayerReport:
         for layer in self.layers:
@@ -135,6 +137,7 @@ class ViewerReport:
 
     def describe(self) -> str:
         lines = [f"viewer exists={self.exists} ready={self.ready} after {self.elapsed_s:.1f}s"]
+        lines += [f"  status bar: {text!r}" for text in self.status]
         for x in self.layers:
             lines.append(
                 f"  {x.name!r} type={x.type} visible={x.visible} ready={x.ready} "
@@ -178,7 +181,13 @@ const layers = v.layerManager.managedLayers.map((ml) => {
   };
 });
 const ready = v.display.isReady() && layers.every((l) => l.ready || l.errors.length > 0);
-return {exists: true, ready, layers};
+// Status-bar messages: where the client reports, e.g., a state it could not restore.
+const status = Array.from(document.querySelectorAll(
+    '#neuroglancer-status-container > *, #neuroglancer-status-container-modal > *'))
+    .map((e) => e.textContent.replace(/Dismiss$/, '').trim())
+    // The event stream (re)connecting is routine: the server closes it every few seconds.
+    .filter((t) => t && !t.startsWith('Connecting to Python server'));
+return {exists: true, ready, layers, status};
 """
 _REPORT_JS = (
     "return new Promise((resolve) => requestAnimationFrame(() => resolve((() => {"
@@ -252,7 +261,9 @@ class Viewer:
             )
             for x in raw["layers"]
         )
-        return ViewerReport(exists=True, ready=bool(raw["ready"]), layers=layers)
+        return ViewerReport(
+            exists=True, ready=bool(raw["ready"]), layers=layers, status=tuple(raw["status"])
+        )
 
     def wait_ready(self, timeout: float = 30.0, *, allow_errors: bool = False) -> ViewerReport:
         """Poll until the viewer is ready (or, with errors, until every source settled).
@@ -415,7 +426,7 @@ class SliceGeometry:
 
 
 def _with_elapsed(report: ViewerReport, elapsed: float) -> ViewerReport:
-    return ViewerReport(report.exists, report.ready, report.layers, elapsed)
+    return ViewerReport(report.exists, report.ready, report.layers, elapsed, report.status)
 
 
 def save_png(pixels: np.ndarray, path: Path) -> Path:

@@ -69,7 +69,7 @@ def test_reference_run_converts_every_job(reference: Reference) -> None:
     report = reference.report
     assert report["ok"] is True
     assert report["failures"] == [] and report["warnings"] == []
-    assert report["counts"]["done"] == reference.total > 10
+    assert report["counts"]["done"] == reference.total > 10, report["jobs"]
     assert {job["status"] for job in report["jobs"]} == {"done"}
     # Every summary records the fingerprint of its inputs.
     summaries = [p for p in reference.out.rglob("*.summary.json")]
@@ -87,14 +87,16 @@ def test_validate_passes_on_the_reference(reference: Reference, capsys) -> None:
 def test_second_run_skips_and_force_redoes(reference: Reference, tmp_path: Path) -> None:
     mtimes = {p: p.stat().st_mtime_ns for p in reference.out.rglob("*") if p.is_file()}
     code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "1")
-    assert code == 0
-    assert report["counts"]["skipped"] == reference.total and report["counts"]["done"] == 0
+    assert code == 0, report["jobs"]
+    assert report["counts"]["skipped"] == reference.total and report["counts"]["done"] == 0, report[
+        "jobs"
+    ]
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing was rewritten
 
     code, report = precompute(
         reference.tree, reference.out, tmp_path / "f.json", "--workers", "1", "--force"
     )
-    assert code == 0 and report["counts"]["done"] == reference.total
+    assert code == 0 and report["counts"]["done"] == reference.total, report["jobs"]
     assert any(p.stat().st_mtime_ns != t for p, t in mtimes.items())
     assert outputs_of(reference.out) == reference.hashes
 
@@ -105,9 +107,9 @@ def test_changed_input_redoes_only_its_job(reference: Reference, tmp_path: Path)
     ndjson.write_bytes(original + b"\n")  # a trailing blank line: new bytes, same points
     try:
         code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", *ONE)
-        assert code == 0
-        assert report["counts"]["done"] == 1
-        assert report["counts"]["skipped"] == reference.total - 1
+        assert code == 0, report["jobs"]
+        assert report["counts"]["done"] == 1, report["jobs"]
+        assert report["counts"]["skipped"] == reference.total - 1, report["jobs"]
     finally:
         ndjson.write_bytes(original)
         precompute(reference.tree, reference.out, tmp_path / "back.json", "--workers", "1")
@@ -119,7 +121,7 @@ def test_dask_local_cluster_gives_identical_bytes(reference: Reference, tmp_path
     code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "2")
     assert code == 0, report["failures"]
     assert report["executor"] == "dask local cluster (2 workers)"
-    assert report["counts"]["done"] == reference.total
+    assert report["counts"]["done"] == reference.total, report["jobs"]
     assert outputs_of(reference.out) == reference.hashes
 
 
@@ -142,7 +144,7 @@ def test_existing_scheduler_gives_identical_bytes(reference: Reference, tmp_path
         )
     assert code == 0, report["failures"]
     assert report["executor"] == f"dask scheduler {address}"
-    assert report["counts"]["done"] == report["counts"]["total"] >= 2
+    assert report["counts"]["done"] == report["counts"]["total"] >= 2, report["jobs"]
     assert all("/TS_100/" in job["job"] for job in report["jobs"])
     after = {p: p.stat().st_mtime_ns for p in before}
     assert all(after[p] != before[p] for p in before if p.name.endswith(".summary.json"))
@@ -168,7 +170,7 @@ def test_killed_run_resumes_to_identical_bytes(reference: Reference, tmp_path: P
 
     code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "1")
     assert code == 0, report["failures"]
-    assert report["counts"]["done"] >= reference.total - finished
+    assert report["counts"]["done"] >= reference.total - finished, report["jobs"]
     assert outputs_of(reference.out) == reference.hashes
     assert leftovers(reference.out) == []
 
@@ -183,7 +185,7 @@ def test_stale_temporaries_and_orphan_outputs_are_cleaned(
     (folder / f"{TMP_PREFIX}orphan-123" / "info").write_text("{}")
     (folder / f"{TMP_PREFIX}x.summary.json-abc").write_text("{")
     code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "1")
-    assert code == 0
-    assert report["counts"]["done"] == 1
+    assert code == 0, report["jobs"]
+    assert report["counts"]["done"] == 1, report["jobs"]
     assert leftovers(reference.out) == []
     assert outputs_of(reference.out) == reference.hashes

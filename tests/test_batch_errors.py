@@ -123,3 +123,30 @@ def test_everything_else_is_converted(broken: dict) -> None:
     for failure in broken["report"]["failures"]:
         output = Path(failure["output"])
         assert not output.exists() and not summary_path(output).exists()
+
+
+def test_converter_crash_is_a_failure_not_a_crash(
+    sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from precompute import runner
+
+    real = runner.run_job
+
+    def crash_on_oriented_points(job, config):
+        if getattr(job, "shape", None) == "OrientedPoint":
+            raise RuntimeError("converter bug")
+        return real(job, config)
+
+    monkeypatch.setattr(runner, "run_job", crash_on_oriented_points)
+    tree = tmp_path / "data"
+    shutil.copytree(sample_root, tree)
+    report_path = tmp_path / "report.json"
+    code = cli(["precompute", str(tree), "--workers", "1", "--report", str(report_path)])
+    report = json.loads(report_path.read_text())
+    assert code == 1
+    oriented = _files(tree, "OrientedPoint", "ndjson")
+    assert [Path(f["file"]) for f in report["failures"]] == oriented
+    failure = report["failures"][0]
+    assert failure["message"] == "RuntimeError: converter bug"
+    assert "crash_on_oriented_points" in failure["traceback"]
+    assert report["counts"]["done"] == report["counts"]["total"] - len(oriented)

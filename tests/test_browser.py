@@ -217,8 +217,11 @@ def test_every_view_loads_without_layer_errors(opened: dict[Any, OpenedView]) ->
                 )
         names = {x.name for x in view.report.layers}
         expected = {x["name"] for x in layer_specs(view.served_state)}
-        if names != expected:
-            failures.append(f"{view.dataset}/{view.run}: viewer layers {names} != {expected}")
+        if names != expected or view.report.status:
+            failures.append(
+                f"{view.dataset}/{view.run}: viewer lacks layers {sorted(expected - names)}, "
+                f"has extra {sorted(names - expected)}; status bar: {list(view.report.status)}"
+            )
     assert not failures, describe_failures(failures)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +33,7 @@ MB = 1024 * 1024
 @dataclass(frozen=True)
 class Measure:
     seconds: float
+    cpu: float  # user + system seconds of the whole (reaped) process tree
     rss_sum: int  # peak over time of the summed RSS of the process tree
     rss_max: int  # peak RSS of the largest single process
     counts: dict[str, int]
@@ -39,6 +42,7 @@ class Measure:
 
 def measure(argv: list[str], report: Path) -> Measure:
     """Run ``argv`` and sample its process tree's memory until it exits."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = psutil.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     rss_sum = rss_max = 0
@@ -51,11 +55,13 @@ def measure(argv: list[str], report: Path) -> Measure:
         rss_sum, rss_max = max(rss_sum, sum(rss)), max(rss_max, max(rss))
         time.sleep(0.05)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{stderr[-3000:]}")
     data = json.loads(report.read_text())
-    return Measure(seconds, rss_sum, rss_max, data["counts"], data["jobs"])
+    return Measure(seconds, cpu, rss_sum, rss_max, data["counts"], data["jobs"])
 
 
 def main() -> None:
@@ -70,7 +76,9 @@ def main() -> None:
         if not data.exists():
             subprocess.run([*CLI, "sample", str(data), "--size", args.size], check=True)
         size = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
-        print(f"{args.size} sample tree: {size / MB:.0f} MB of inputs")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"{args.size} sample tree: {size / MB:.0f} MB of inputs; {os.cpu_count()} cores")
+        print(f"load average before: {load}")
         results: dict[str, list[Measure]] = {}
         for workers in (1, 2):
             out = work / f"out-{workers}"
@@ -87,15 +95,17 @@ def print_table(results: dict[str, list[Measure]]) -> None:
     base = results["1 worker"]
     base_s = statistics.median(m.seconds for m in base)
     base_rss = statistics.median(m.rss_sum for m in base)
-    header = f"{'run':<28}{'jobs':>6}{'wall s':>9}{'ratio':>7}{'RSS sum MB':>12}{'ratio':>7}"
+    header = f"{'run':<28}{'jobs':>6}{'wall s':>9}{'ratio':>7}{'cpu s':>8}"
+    header += f"{'RSS sum MB':>12}{'ratio':>7}"
     print(header + f"{'RSS max MB':>12}")
     for name, runs in results.items():
         seconds = statistics.median(m.seconds for m in runs)
         rss_sum = statistics.median(m.rss_sum for m in runs)
         rss_max = statistics.median(m.rss_max for m in runs)
+        cpu = statistics.median(m.cpu for m in runs)
         jobs = runs[0].counts["total"]
         print(
-            f"{name:<28}{jobs:>6}{seconds:>9.2f}{seconds / base_s:>7.2f}"
+            f"{name:<28}{jobs:>6}{seconds:>9.2f}{seconds / base_s:>7.2f}{cpu:>8.1f}"
             f"{rss_sum / MB:>12.0f}{rss_sum / base_rss:>7.2f}{rss_max / MB:>12.0f}"
         )
     print(f"(medians of {len(base)} runs; ratios against '1 worker', the in-process baseline)")

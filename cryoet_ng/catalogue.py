@@ -40,6 +40,9 @@ _OLD_ANNOTATION = re.compile(r"^(\d+)-(.+[0-9])\.json$")
 class CatalogueWarning:
     path: Path
     message: str
+    # True when an input was skipped because of it (a batch then fails); False for notes
+    # about a valid but partial tree, such as a run without tomograms.
+    skipped: bool = True
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
@@ -254,8 +257,8 @@ class _Scanner:
     def __init__(self, catalogue: Catalogue) -> None:
         self.cat = catalogue
 
-    def warn(self, path: Path, message: str) -> None:
-        warning = CatalogueWarning(path, message)
+    def warn(self, path: Path, message: str, skipped: bool = True) -> None:
+        warning = CatalogueWarning(path, message, skipped)
         self.cat.warnings.append(warning)
         log.warning("%s", warning)
 
@@ -312,7 +315,7 @@ class _Scanner:
                     self.scan_spacing(run, vs)
                 run.spacings[vs_dir.name if not is_legacy else f"legacy/{vs_dir.name}"] = vs
         if not run.tomograms:
-            self.warn(run_dir, "run has no tomogram")
+            self.warn(run_dir, "run has no tomogram", skipped=False)
         return run
 
     def scan_spacing(self, run: Run, vs: VoxelSpacingDir) -> None:
@@ -377,7 +380,7 @@ class _Scanner:
         if mrc_path is not None and not mrc_path.is_file():
             mrc_path = None
         if zarr_path is None:
-            self.warn(meta_path.parent, "tomogram has no OME-Zarr")
+            self.warn(meta_path.parent, "tomogram has no OME-Zarr", skipped=False)
         raw_spacing = meta.get("voxel_spacing", vs.spacing)
         try:
             spacing = float(raw_spacing)

@@ -23,7 +23,9 @@ from cryoet_ng.config import Config, ConfigError, load_config
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML configuration (default: configs/default.yaml)")
+    parser.add_argument(
+        "--config", type=Path, help="YAML configuration (default: configs/default.yaml)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("precompute", help="convert annotations and masks to precomputed formats")
     p.add_argument("data_root", type=Path, metavar="DATA_ROOT")
-    p.add_argument("--out", type=str, help="output root: folder or s3://, gs:// URL (default: in the tree)")
+    p.add_argument(
+        "--out", type=str, help="output root: folder or s3://, gs:// URL (default: in the tree)"
+    )
     p.add_argument("--datasets", nargs="+", metavar="ID", help="only these datasets")
     p.add_argument("--runs", nargs="+", metavar="NAME", help="only these runs")
     p.add_argument("--workers", type=int, help="parallel workers (default: all cores)")
@@ -65,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export-states", help="write <tomogram_id>-neuroglancer_config.json files")
     p.add_argument("data_root", type=Path, metavar="DATA_ROOT")
-    p.add_argument("--out", type=Path, metavar="OUT_ROOT", help="output root (default: the data tree)")
+    p.add_argument(
+        "--out", type=Path, metavar="OUT_ROOT", help="output root (default: the data tree)"
+    )
     _add_config(p)
 
     p = sub.add_parser("serve", help="run the View Tomogram service (development server)")

@@ -94,7 +94,9 @@ class Occupancy:
 
     def to_json(self) -> dict[str, Any]:
         values = self.values
-        out = values.astype(int).tolist() if self.measure == "count" else np.round(values, 4).tolist()
+        out = (
+            values.astype(int).tolist() if self.measure == "count" else np.round(values, 4).tolist()
+        )
         return {
             "origin": list(self.grid.origin),
             "cell_size": [self.grid.cell_size] * 3,
@@ -128,7 +130,9 @@ class Summary:
             format=FORMAT,
             kind=self.kind,
             count=int(self.count),
-            bounds=None if self.bounds is None else {"lower": self.bounds[0], "upper": self.bounds[1]},
+            bounds=None
+            if self.bounds is None
+            else {"lower": self.bounds[0], "upper": self.bounds[1]},
         )
         if self.occupancy is not None:
             obj["occupancy"] = self.occupancy.to_json()

@@ -10,6 +10,10 @@ Each job decides on its worker whether its output is current (see :mod:`precompu
 so re-runs are cheap and a killed run resumes where it stopped. Before any job starts, the
 ``.tmp-*`` leftovers of killed writers are removed from every output folder the batch will
 write into; only one batch may write to an output root at a time.
+
+Exit status: 0 when every job is done or skipped and every input's metadata was readable
+(a catalogue warning means an input was skipped, so it fails the batch too); 1 otherwise;
+2 when the output root cannot be used.
 """
 
 from __future__ import annotations
@@ -125,6 +129,14 @@ def _publish(out: storage.OutputRoot, job: Job, outcome: Outcome) -> Outcome:
     return outcome
 
 
+def _worker_environ() -> dict[str, object]:
+    import dask
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return environ
+
+
 def _priority(job: Job) -> int:
     """Start the usually long jobs first (masks: meshes and pyramids, then tomograms), so
     that a short job, not a long one, is the last to run (longest-first scheduling)."""
@@ -156,12 +168,18 @@ def _outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tuple[Job
     import dask
     from dask.distributed import Client, LocalCluster, as_completed
 
-    # A job that kills its worker (segfault, out of memory) is retried once, then reported.
     if not log.isEnabledFor(logging.DEBUG):
         # Cluster start/stop chatter buries the failures; -v brings it back.
         logging.getLogger("distributed").setLevel(logging.WARNING)
-    retries = {"distributed.scheduler.allowed-failures": 1}
-    with dask.config.set(retries), contextlib.ExitStack() as stack:
+    settings = {
+        # A job that kills its worker (segfault, out of memory) is retried once, then reported.
+        "distributed.scheduler.allowed-failures": 1,
+        # Workers keep glibc's adaptive malloc: Dask's MALLOC_TRIM_THRESHOLD_ fixes the mmap
+        # threshold, so every large numpy temporary is mmapped and page-faulted afresh
+        # (demo tree, 2 workers: 12.8 s of system CPU with it, 4.2 s without).
+        "distributed.nanny.pre-spawn-environ": _worker_environ(),
+    }
+    with dask.config.set(settings), contextlib.ExitStack() as stack:
         if plan.scheduler is not None:
             client = stack.enter_context(Client(plan.scheduler))
         else:

@@ -38,8 +38,8 @@ class BatchReport:
 
     @property
     def ok(self) -> bool:
-        """Nothing failed and every input was readable (catalogue warnings count as failures)."""
-        return not self.failures and not self.warnings
+        """Nothing failed and no input was skipped as unreadable by the catalogue."""
+        return not self.failures and not any(w.skipped for w in self.warnings)
 
     def table(self) -> str:
         """A fixed-width table: jobs and summed job-seconds per status, wall time."""
@@ -66,7 +66,10 @@ class BatchReport:
             "seconds": round(self.seconds, 3),
             "counts": {s: counts[s] for s in STATUSES} | {"total": len(self.outcomes)},
             "failures": [_failure(o) for o in self.failures],
-            "warnings": [{"file": str(w.path), "message": w.message} for w in self.warnings],
+            "warnings": [
+                {"file": str(w.path), "message": w.message, "skipped": w.skipped}
+                for w in self.warnings
+            ],
             "jobs": [o.to_json() for o in sorted(self.outcomes, key=lambda o: o.job)],
         }
 

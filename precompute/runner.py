@@ -70,6 +70,13 @@ def run_job(job: Job, config: Config) -> Summary:
     raise InputError(job.source, f"no converter for shape {job.shape!r}")
 
 
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
 def output_of(job: Job) -> Path:
     """The path a job produces: the output folder, or the summary for tomogram statistics."""
     return job.output if isinstance(job, AnnotationJob) else job.summary
@@ -96,10 +103,12 @@ def execute(job: Job, config: Config, force: bool = False) -> Outcome:
             return Outcome(job.name, "skipped", time.perf_counter() - start, output)
         summary = run_job(job, config)
         summary.fingerprint = expected
-        if isinstance(job, AnnotationJob) and "output" in summary.extra:
-            # The summary sits beside its output: name it relatively, so that staged
-            # (object-store) and relocated outputs do not carry a machine-local path.
+        # Name the output and the input relatively (to the summary's folder and to the data
+        # root), so that staged (object-store) and relocated trees carry no machine-local
+        # path and two copies of one tree give byte-identical summaries.
+        if isinstance(job, AnnotationJob):
             summary.extra["output"] = job.output.name
+        summary.extra["source"] = _relative(job.source, config.data_root)
         summary.write(job.summary)  # the completion marker, written last
     except InputError as exc:
         return Outcome(job.name, "failed", time.perf_counter() - start, output, exc.to_json())

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
+from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.config import Config
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,12 @@ def main(args: argparse.Namespace, config: Config) -> int:
     app = create_app(config)
     host, port = config.server.host, config.server.port
     log.info("data root %s, outputs %s", config.data_root, config.out_root)
-    log.info("View Tomogram service on http://%s:%d/ (development server)", host, port)
+    base = f"http://{host}:{port}"
+    print(f"View Tomogram service on {base}/ (development server; Ctrl-C stops it)", flush=True)
+    for run in Catalogue.scan(config.data_root).runs():
+        if run.tomograms:
+            name = f"{run.dataset_id}/{run.name}"
+            print(f"  View Tomogram {name}: {base}/view/{name}")
+    sys.stdout.flush()
     app.run(host=host, port=port, threaded=True, use_reloader=False)
     return 0

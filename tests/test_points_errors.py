@@ -153,5 +153,5 @@ def test_unknown_shape_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no point converter"):
         _convert(tmp_path, _lines(GOOD), "SegmentationMask")
     job = make_job(tmp_path, tmp_path / "absent.ndjson")
-    with pytest.raises(InputError, match="absent.ndjson: cannot read"):
+    with pytest.raises(InputError, match=r"absent\.ndjson: cannot read"):
         convert(job, PrecomputeConfig(), LayerStyle())

@@ -31,7 +31,7 @@ def point_sets(draw: st.DrawFn) -> np.ndarray:
     return xyz
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(xyz=point_sets(), limit=st.integers(1, 25), seed=st.integers(0, 2**16))
 def test_every_point_indexed_once_and_queries_exact(xyz: np.ndarray, limit: int, seed: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,7 +44,7 @@ def test_every_point_indexed_once_and_queries_exact(xyz: np.ndarray, limit: int,
         levels = r.metadata["spatial"]
         assert levels[0]["grid_shape"] == [1, 1, 1]
         seen = []
-        for level, cell, annotations in all_spatial(r):
+        for level, _cell, annotations in all_spatial(r):
             assert 0 < len(annotations) <= levels[level]["limit"]
             assert levels[level]["limit"] <= limit or level == len(levels) - 1
             seen += [int(a.id) for a in annotations]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -38,7 +39,10 @@ def test_points_by_id_properties_and_summary(tmp_path: Path) -> None:
     assert list(r.coordinate_space.units) == ["m"] * 3
     f32 = xyz.astype(F32)
     assert r.lower_bound == tuple(f32.min(0).astype(float))
-    assert r.upper_bound == tuple(np.nextafter(f32.max(0).astype(float), np.inf))
+    # Exclusive upper bound (annotations.md): the maximum plus about one ulp.
+    top = f32.max(0).astype(float)
+    assert np.all(np.asarray(r.upper_bound) > top)
+    assert np.allclose(r.upper_bound, top, rtol=1e-13, atol=0)
     ids = [p.id for p in r.properties]
     assert ids == ["point_index", "diameter", "name", "color"]
     name = r.properties[2]
@@ -68,7 +72,7 @@ def test_spatial_index_is_a_real_multilevel_sample(tmp_path: Path) -> None:
     levels = r.metadata["spatial"]
     assert levels[0]["grid_shape"] == [1, 1, 1]
     extent = np.asarray(r.upper_bound) - np.asarray(r.lower_bound)
-    for before, after in zip(levels, levels[1:], strict=False):
+    for before, after in itertools.pairwise(levels):
         ratio = np.asarray(before["chunk_size"]) / np.asarray(after["chunk_size"])
         assert set(ratio.tolist()) <= {1.0, 2.0} and ratio.max() == 2.0
         assert np.asarray(after["grid_shape"]) @ [1, 1, 1] > 3
@@ -77,17 +81,17 @@ def test_spatial_index_is_a_real_multilevel_sample(tmp_path: Path) -> None:
         assert "sharding" in level and level["limit"] <= limit
     cells = all_spatial(r)
     seen: list[int] = []
-    for level, cell, annotations in cells:
-        assert 0 < len(annotations) <= levels[level]["limit"]
+    for level, cell, found in cells:
+        assert 0 < len(found) <= levels[level]["limit"]
         chunk = np.asarray(levels[level]["chunk_size"])
         lo = np.asarray(r.lower_bound) + np.asarray(cell) * chunk
-        for a in annotations:
+        for a in found:
             p = geometry(a)
             assert np.all(p >= lo - 1e-9) and np.all(p <= lo + chunk + 1e-9)
             seen.append(int(a.id))
     # Points: every annotation is in exactly one cell of one level.
     assert sorted(seen) == list(range(len(xyz)))
-    level0 = [a for lv, _, a in cells if lv == 0][0]
+    level0 = next(a for lv, _, a in cells if lv == 0)
     assert len(level0) == limit
     # Level 0 is a uniform sample: not biased to the clusters' first records, any order.
     assert np.mean([int(a.id) for a in level0]) == pytest.approx(len(xyz) / 2, rel=0.15)

@@ -1,4 +1,4 @@
-"""The vectorised shard writer and helpers, checked against tensorstore, cloud-volume, neuroglancer."""
+"""The vectorised shard writer and helpers, checked by tensorstore, cloud-volume, neuroglancer."""
 
 from __future__ import annotations
 

@@ -2,12 +2,13 @@
 
 Why not tensorstore's ``neuroglancer_uint64_sharded`` kvstore (the DESIGN's choice for sharded
 key-value writes): each key is one Python ``write`` call. Measured on this 2-core machine with
-100,000 24-byte values in one transaction: 5.7 us per key (4.2 us issuing the writes, 1.5 us
-committing), i.e. 5.7 s for the 1,000,000-key ``by_id`` index of a 1M-point layer, whose whole
-conversion budget is 1 s. This writer builds each shard with a handful of numpy operations per
-shard and minishard: ~0.05 us per key (``benchmarks/annotations.py`` re-measures both). Its
-output is read back by tensorstore's kvstore and by neuroglancer's annotation reader in
-``tests/test_points_sharded.py``.
+100,000 24-byte values in one transaction: 5.0 us per key (3.3-6.7 us over several runs; about
+4 us issuing the writes, 1.5 us committing), i.e. ~5 s for the 1,000,000-key ``by_id`` index of
+a 1M-point layer, whose whole conversion budget is 1 s. This writer does a handful of numpy
+operations per key array and one small loop step per minishard: 0.15-0.45 us per key in the
+same runs (11-22x faster; ``benchmarks/annotations.py`` re-measures both). Its output is read
+back by tensorstore's kvstore and by neuroglancer's annotation reader in
+``tests/test_points_sharded.py`` and ``tests/test_points_roundtrip.py``.
 
 Keys are hashed with ``identity``. ``preshift_bits`` is chosen so that all keys fit in
 ``preshift + minishard + shard`` bits: then (shard, minishard, key) order is plain key order,

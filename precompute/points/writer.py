@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,19 @@ def convert(job: AnnotationJob, options: PrecomputeConfig, style: LayerStyle) ->
     records = read_records(job.source, job.shape, options, job.volume_size_xyz)
     annotations = annotations_for(job, records, style)
     scale = job.voxel_spacing * ANGSTROM
-    with atomic_directory(job.output) as tmp:
-        written = write_layer(tmp, annotations, options, scale, seed_of(records))
-    summary = _summary(job, records, written, options)
+    # The summary's statistics are independent of the layer: compute them on the other core
+    # (numpy releases the GIL in the bulk operations).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        summary_future = pool.submit(_summary, job, records, options)
+        with atomic_directory(job.output) as tmp:
+            written = write_layer(tmp, annotations, options, scale, seed_of(records))
+        summary = summary_future.result()
+    summary.extra.update(
+        annotation_type=written.info["annotation_type"],
+        annotations=written.annotations,
+        levels=len(written.levels),
+        files=written.files,
+    )
     summary.write(job.summary)
     return summary
 
@@ -93,14 +104,36 @@ def write_layer(
     directory: Path, ann: Annotations, options: PrecomputeConfig, scale_m: float, seed: int
 ) -> Written:
     """Write info and every index of ``ann`` into ``directory`` (coordinates in voxels)."""
-    if len(ann):
-        bounds = Bounds.enclosing(ann.lower, ann.upper)
-    else:
-        bounds = Bounds(np.zeros(3), np.ones(3))
+    sharded = len(ann) >= options.shard_min_annotations
+    # by_id does not depend on the spatial index: write it on the other core meanwhile.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        by_id = pool.submit(_write_by_id, directory / "by_id", ann, sharded)
+        written = _write_spatial(directory, ann, options, scale_m, seed, sharded)
+        entry, count = by_id.result()
+    written.info["by_id"].update(entry)
+    (directory / "info").write_text(json.dumps(written.info, indent=1, sort_keys=True) + "\n")
+    return Written(written.info, written.annotations, written.files + count + 1, written.levels)
+
+
+def _write_by_id(directory: Path, ann: Annotations, sharded: bool) -> tuple[dict[str, Any], int]:
+    values = encode.by_id_values(ann)
+    sizes = np.full(len(ann), values.shape[1], np.int64)
+    return _write_index(directory, ann.ids, values.reshape(-1), sizes, sharded)
+
+
+def _write_spatial(
+    directory: Path,
+    ann: Annotations,
+    options: PrecomputeConfig,
+    scale_m: float,
+    seed: int,
+    sharded: bool,
+) -> Written:
+    """The spatial levels and the relationship index; the info without by_id's sharding."""
+    bounds = Bounds.enclosing(ann.lower, ann.upper) if len(ann) else Bounds(np.zeros(3), np.ones(3))
     levels = build_levels(
         ann.lower, ann.upper, bounds, priority_order(ann, seed), options.annotation_limit
     )
-    sharded = len(ann) >= options.shard_min_annotations
     files = 0
     info: dict[str, Any] = {
         "@type": "neuroglancer_annotations_v1",
@@ -113,11 +146,6 @@ def write_layer(
         "by_id": {"key": "by_id"},
         "spatial": [],
     }
-    values = encode.by_id_values(ann)
-    sizes = np.full(len(ann), values.shape[1], np.int64)
-    entry, count = _write_index(directory / "by_id", ann.ids, values.reshape(-1), sizes, sharded)
-    info["by_id"].update(entry)
-    files += count
     for number, level in enumerate(levels):
         data, sizes = encode.encode_lists(ann.records, ann.ids, level.members, level.counts)
         names = ["_".join(map(str, cell)) for cell in level.cells.tolist()] if not sharded else None
@@ -141,8 +169,7 @@ def write_layer(
         entry, count = _write_index(directory / key, keys, data, sizes, sharded)
         files += count
         info["relationships"].append({"id": RELATIONSHIP, "key": key, **entry})
-    (directory / "info").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-    return Written(info, len(ann), files + 1, levels)
+    return Written(info, len(ann), files, levels)
 
 
 def _write_index(
@@ -163,26 +190,22 @@ def _write_index(
     return {"sharding": spec.to_json()}, write_sharded(directory, spec, keys, data, sizes)
 
 
-def _summary(
-    job: AnnotationJob, records: Records, written: Written, options: PrecomputeConfig
-) -> Summary:
-    xyz_m = records.xyz * (job.voxel_spacing * ANGSTROM)
+def _summary(job: AnnotationJob, records: Records, options: PrecomputeConfig) -> Summary:
+    """The summary without the layer's own figures (added once it is written)."""
+    scale = job.voxel_spacing * ANGSTROM
     count = len(records)
-    bounds = (xyz_m.min(axis=0).tolist(), xyz_m.max(axis=0).tolist()) if count else None
+    low, high = (records.xyz.min(axis=0), records.xyz.max(axis=0)) if count else (None, None)
+    bounds = ((low * scale).tolist(), (high * scale).tolist()) if count else None
     if job.extent_m is not None:
         extent = job.extent_m
     else:
-        extent = tuple(np.maximum(xyz_m.max(axis=0), 0).tolist()) if count else (0.0, 0.0, 0.0)
+        extent = tuple(np.maximum(high * scale, 0).tolist()) if count else (0.0, 0.0, 0.0)
     extra: dict[str, Any] = {
         "shape": job.shape,
         "annotation_id": job.annotation_id,
         "output": job.output.name,
         "source": str(job.source),
         "voxel_spacing": job.voxel_spacing,
-        "annotation_type": written.info["annotation_type"],
-        "annotations": written.annotations,
-        "levels": len(written.levels),
-        "files": written.files,
         "out_of_bounds": records.out_of_bounds,
         "out_of_bounds_policy": options.out_of_bounds,
     }
@@ -192,6 +215,15 @@ def _summary(
         kind="annotation",
         count=count,
         bounds=bounds,  # type: ignore[arg-type]
-        occupancy=Occupancy.of_points(Grid.for_extent(extent), xyz_m),  # type: ignore[arg-type]
+        occupancy=_occupancy(Grid.for_extent(extent), records.xyz, scale),  # type: ignore[arg-type]
         extra=extra,
     )
+
+
+def _occupancy(grid: Grid, xyz: np.ndarray, scale: float, block: int = 1 << 17) -> Occupancy:
+    """Occupancy.of_points in blocks of points, so its temporaries stay small (peak memory)."""
+    counts = np.zeros(grid.size, np.int64)
+    for start in range(0, len(xyz), block):
+        part = Occupancy.of_points(grid, xyz[start : start + block] * scale)
+        counts += part.values
+    return Occupancy(grid, "count", counts)

@@ -89,7 +89,7 @@ def _summary(
     extra = {
         "shape": [nx, ny, nz],
         "annotation_id": job.annotation_id,
-        "output": str(job.output),
+        "output": job.output.name,
         "source": str(job.source),
         "voxel_spacing": job.voxel_spacing,
         "scales": [

@@ -78,7 +78,7 @@ def run_ours(source: Path, out: Path, case: str) -> dict[str, float]:
     stats = VolumeStats(mask.shape, SPACING * 1e-10, Grid.for_extent(extent))
     out.mkdir(parents=True)
     atomic.write_json(out / "info", volume_info(scales, {"mesh": "mesh"}))
-    _write_pyramid(mask, PyramidWriter(out, scales, stats.is_binary), stats)
+    _write_pyramid(mask, PyramidWriter(out, scales), stats)
     t1 = time.perf_counter()
     write_meshes(out, scales, list(stats.labels), MeshOptions(options.mesh_lods))
     t2 = time.perf_counter()

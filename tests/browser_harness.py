@@ -232,11 +232,19 @@ class Viewer:
     def url(self) -> str:
         return self.driver.current_url
 
-    def open_state(self, viewer_base: str, state: dict[str, Any]) -> None:
-        """Navigate to ``viewer_base#!<state>`` (a fresh page, so nothing carries over)."""
+    def open_state(self, viewer_base: str, state: dict[str, Any], timeout: float) -> ViewerReport:
+        """Load ``viewer_base#!<state>`` in a fresh page and wait until it is drawn.
+
+        Raises if the viewer dropped a layer of ``state`` (see :func:`dropped_layers`).
+        """
         fragment = urllib.parse.quote(json.dumps(state, separators=(",", ":")), safe="")
         self.driver.get("about:blank")
         self.driver.get(f"{viewer_base}#!{fragment}")
+        report = self.wait_ready(timeout)
+        problem = dropped_layers(report, state)
+        if problem is not None:
+            raise AssertionError(f"{self.url}: {problem}")
+        return report
 
     def js(self, script: str, *args: Any) -> Any:
         return self.driver.execute_script(script, *args)
@@ -423,6 +431,28 @@ class SliceGeometry:
         inside = (u >= left) & (u < left + width) & (v >= top) & (v < top + height)
         out[~inside] = np.nan
         return out
+
+
+def layer_names(state: dict[str, Any]) -> list[str]:
+    """Layer names of a state, in order (either the list or the older ``{name: spec}`` form)."""
+    layers = state.get("layers", [])
+    return list(layers) if isinstance(layers, dict) else [x["name"] for x in layers]
+
+
+def dropped_layers(report: ViewerReport, state: dict[str, Any]) -> str | None:
+    """Why the viewer does not show exactly the layers of ``state``, or None if it does.
+
+    Neuroglancer deletes a layer whose restore throws and only says so in the status bar, so
+    a dropped layer is otherwise invisible to source and readiness checks.
+    """
+    shown = [x.name for x in report.layers]
+    expected = layer_names(state)
+    if shown == expected and not report.status:
+        return None
+    return (
+        f"viewer lacks layers {[x for x in expected if x not in shown]}, "
+        f"has extra {[x for x in shown if x not in expected]}; status bar: {list(report.status)}"
+    )
 
 
 def _with_elapsed(report: ViewerReport, elapsed: float) -> ViewerReport:

@@ -9,8 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from neuroglancer import segment_colors
-from scipy.spatial.transform import Rotation
-from test_points_support import all_spatial, geometry, point_records, query_boxes, reader, run
+from test_points_support import (
+    all_spatial,
+    geometry,
+    point_records,
+    query_boxes,
+    random_rotations,
+    reader,
+    run,
+)
 
 from cryoet_ng.config import LayerStyle, PrecomputeConfig
 from cryoet_ng.summaries import read_summary
@@ -116,7 +123,7 @@ def test_spatial_queries_match_brute_force(tmp_path: Path) -> None:
 def test_oriented_points_are_three_lines_along_rotation_columns(tmp_path: Path) -> None:
     n = 400
     xyz = _cloud(n, seed=11, size=300.0)
-    rotation = Rotation.random(n, random_state=4).as_matrix()
+    rotation = random_rotations(n, seed=4)
     style = LayerStyle(oriented_line_factor=1.5, default_diameter_voxels=12.0)
     options = PrecomputeConfig(annotation_limit=90)
     records = point_records(xyz, "OrientedPoint", rotation=rotation)

@@ -29,6 +29,14 @@ SHAPE_TYPES = {
 }
 
 
+def random_rotations(n: int, seed: int) -> np.ndarray:
+    """(n, 3, 3) uniformly random proper rotations (QR of Gaussian matrices, sign-fixed)."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, 3, 3)))
+    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    q[np.linalg.det(q) < 0, :, 0] *= -1
+    return q
+
+
 def write_ndjson(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path

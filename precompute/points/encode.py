@@ -185,27 +185,58 @@ def encode_lists(
 
     Group ``g`` is ``members[sum(counts[:g]) : sum(counts[:g+1])]`` (indices into ``records``
     and ``ids``). Returns the concatenated encodings (uint8) and each group's size in bytes.
-    Every part is a whole number of uint32 words, and each part's words appear in the output
-    in the same order as in the gathered arrays, so three masked assignments fill the buffer
-    (cheaper than an index per word).
     """
-    words = records.shape[1] // 4
     counts = counts.astype(np.int64)
-    sizes = 8 + counts * (4 * words + 8)
-    # Word-run layout: [count (2 words), records (k * words), ids (2 k)] per group.
+    sizes = 8 + counts * (records.shape[1] + 8)
+    id_words = np.ascontiguousarray(ids, "<u8").view(np.uint32).reshape(-1, 2)
+    # Few large groups: gather each group's parts straight into place (~5 us per group);
+    # many small ones: three masked assignments over the whole buffer (~28 ns per entry).
+    if len(counts) * 256 <= len(members):
+        out = _lists_by_group(records.view(np.uint32), id_words, members, counts, sizes)
+    else:
+        out = _lists_by_mask(records.view(np.uint32), id_words, members, counts)
+    return out.view(np.uint8), sizes
+
+
+def _lists_by_group(
+    words: np.ndarray,
+    id_words: np.ndarray,
+    members: np.ndarray,
+    counts: np.ndarray,
+    sizes: np.ndarray,
+) -> np.ndarray:
+    width = words.shape[1]
+    out = np.empty(int(sizes.sum()) // 4, np.uint32)
+    at = start = 0
+    for count, end in zip(counts.tolist(), np.cumsum(counts).tolist(), strict=True):
+        out[at : at + 2] = (count, 0)  # uint64le count (counts < 2**32)
+        at += 2
+        group = members[start:end]
+        np.take(words, group, axis=0, out=out[at : at + count * width].reshape(count, width))
+        at += count * width
+        np.take(id_words, group, axis=0, out=out[at : at + 2 * count].reshape(count, 2))
+        at += 2 * count
+        start = end
+    return out
+
+
+def _lists_by_mask(
+    words: np.ndarray, id_words: np.ndarray, members: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
+    # Word-run layout: [count (2 words), records (k * width), ids (2 k)] per group. Every part
+    # is a whole number of words, in the same order as in the gathered arrays.
+    width = words.shape[1]
     kind = np.repeat(
         np.tile(np.arange(3, dtype=np.uint8), len(counts)),
-        np.stack([np.full_like(counts, 2), counts * words, 2 * counts], axis=1).ravel(),
+        np.stack([np.full_like(counts, 2), counts * width, 2 * counts], axis=1).ravel(),
     )
     out = np.empty(len(kind), np.uint32)
     header = np.zeros((len(counts), 2), np.uint32)
     header[:, 0] = counts  # uint64le count: low word (counts < 2**32)
     out[kind == 0] = header.ravel()
-    out[kind == 1] = records.view(np.uint32)[members].ravel()
-    out[kind == 2] = np.ascontiguousarray(ids, "<u8").view(np.uint32)[
-        np.repeat(2 * members, 2) + np.tile(np.arange(2), len(members))
-    ]
-    return out.view(np.uint8), sizes
+    out[kind == 1] = np.take(words, members, axis=0).ravel()  # np.take: 3x faster for rows
+    out[kind == 2] = np.take(id_words, members, axis=0).ravel()
+    return out
 
 
 def segment_colours(segment_ids: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -24,7 +24,7 @@ from precompute.points import encode
 from precompute.points.encode import Annotations
 from precompute.points.ndjson import Records, read_records
 from precompute.points.sharded import ShardSpec, write_sharded, write_unsharded
-from precompute.points.spatial import Bounds, Level, build_levels
+from precompute.points.spatial import Bounds, Level, build_levels, column_range
 
 RELATIONSHIP = "instance"  # filter instance points by instance id (= segment id of the mask)
 
@@ -42,14 +42,15 @@ class Written:
 def convert(job: AnnotationJob, options: PrecomputeConfig, style: LayerStyle) -> Summary:
     """Convert one point-like ndjson file into ``job.output``; write and return its summary."""
     records = read_records(job.source, job.shape, options, job.volume_size_xyz)
-    annotations = annotations_for(job, records, style)
     scale = job.voxel_spacing * ANGSTROM
-    # The summary's statistics are independent of the layer: compute them on the other core
-    # (numpy releases the GIL in the bulk operations).
+    # The seed and the summary's statistics are independent of the layer: compute them on the
+    # other core (hashlib and numpy release the GIL in the bulk operations).
     with ThreadPoolExecutor(max_workers=1) as pool:
+        seed = pool.submit(seed_of, records)
         summary_future = pool.submit(_summary, job, records, options)
+        annotations = annotations_for(job, records, style)
         with atomic_directory(job.output) as tmp:
-            written = write_layer(tmp, annotations, options, scale, seed_of(records))
+            written = write_layer(tmp, annotations, options, scale, seed.result())
         summary = summary_future.result()
     summary.extra.update(
         annotation_type=written.info["annotation_type"],
@@ -131,9 +132,12 @@ def _write_spatial(
 ) -> Written:
     """The spatial levels and the relationship index; the info without by_id's sharding."""
     bounds = Bounds.enclosing(ann.lower, ann.upper) if len(ann) else Bounds(np.zeros(3), np.ones(3))
-    levels = build_levels(
-        ann.lower, ann.upper, bounds, priority_order(ann, seed), options.annotation_limit
-    )
+    order = priority_order(ann, seed)
+    levels = build_levels(ann.lower, ann.upper, bounds, order, options.annotation_limit)
+    # Level members are positions in priority order: with the records permuted once, every
+    # level gathers them almost sequentially (random row gathers cost ~3x more). np.take:
+    # 3x faster than fancy indexing for rows.
+    records, ids = np.take(ann.records.view(np.uint32), order, axis=0), ann.ids[order]
     files = 0
     info: dict[str, Any] = {
         "@type": "neuroglancer_annotations_v1",
@@ -147,7 +151,7 @@ def _write_spatial(
         "spatial": [],
     }
     for number, level in enumerate(levels):
-        data, sizes = encode.encode_lists(ann.records, ann.ids, level.members, level.counts)
+        data, sizes = encode.encode_lists(records.view(np.uint8), ids, level.members, level.counts)
         names = ["_".join(map(str, cell)) for cell in level.cells.tolist()] if not sharded else None
         key = f"spatial{number}"
         entry, count = _write_index(directory / key, level.keys, data, sizes, sharded, names)
@@ -161,6 +165,7 @@ def _write_spatial(
                 **entry,
             }
         )
+    del records, ids
     if ann.segments is not None:
         order = np.argsort(ann.segments, kind="stable")
         keys, counts = np.unique(ann.segments[order], return_counts=True)
@@ -194,7 +199,7 @@ def _summary(job: AnnotationJob, records: Records, options: PrecomputeConfig) ->
     """The summary without the layer's own figures (added once it is written)."""
     scale = job.voxel_spacing * ANGSTROM
     count = len(records)
-    low, high = (records.xyz.min(axis=0), records.xyz.max(axis=0)) if count else (None, None)
+    low, high = column_range(records.xyz) if count else (None, None)
     bounds = ((low * scale).tolist(), (high * scale).tolist()) if count else None
     if job.extent_m is not None:
         extent = job.extent_m

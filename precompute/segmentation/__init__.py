@@ -42,7 +42,7 @@ def convert(job: AnnotationJob, options: PrecomputeConfig) -> Summary:
     with atomic.atomic_directory(job.output) as tmp:
         extra = {"mesh": MESH_DIR, "segment_properties": PROPERTIES_DIR}
         atomic.write_json(tmp / "info", volume_info(scales, extra))
-        _write_pyramid(source, PyramidWriter(tmp, scales, stats.is_binary), stats)
+        _write_pyramid(source, PyramidWriter(tmp, scales), stats)
         labels = list(stats.labels)
         write_meshes(tmp, scales, labels, MeshOptions(num_lods=options.mesh_lods))
         write_segment_properties(tmp, job.object_name, labels, job.shape == INSTANCE_SHAPE)
@@ -53,22 +53,27 @@ def convert(job: AnnotationJob, options: PrecomputeConfig) -> Summary:
 
 def _write_pyramid(source: MaskSource, writer: PyramidWriter, stats: VolumeStats) -> None:
     """Stream z-slabs (one source chunk thick, so each chunk is decoded once), processed in
-    pieces one output chunk thick; the next slab is read while this one is processed."""
+    pieces one output chunk thick. Three threads overlap: the next slab is read while this one
+    is counted (stats) on a second thread and downsampled/converted on this one; tensorstore
+    encodes and writes on its own pool."""
     nz = source.shape[0]
     step = max(CHUNK, source.read_step // CHUNK * CHUNK)
     starts = list(range(0, nz, step))
-    with ThreadPoolExecutor(1) as reader:
+    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as counter:
         ahead = reader.submit(source.read, 0, min(step, nz))
         for i, z0 in enumerate(starts):
             slab = ahead.result()
             if i + 1 < len(starts):
                 nxt = starts[i + 1]
                 ahead = reader.submit(source.read, nxt, min(nxt + step, nz))
+            counted = []
             for a in range(0, len(slab), CHUNK):
                 piece = slab[a : a + CHUNK]
-                stats.add(piece, z0 + a)
+                counted.append(counter.submit(stats.add, piece, z0 + a))
                 writer.push(0, piece, final=z0 + a + len(piece) == nz)
                 writer.wait(keep=len(writer.scales))
+            for done in counted:
+                done.result()
             del slab
     writer.wait()
 

@@ -9,7 +9,6 @@ every level buffers at most one chunk row, so memory is bounded by the (x, y) pl
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,44 +127,69 @@ def downsample_mode(data: Slab, step_zyx: tuple[int, int, int], binary: bool) ->
     if any(p for _, p in pad):
         # Replicating the edge doubles every count in a partial block: the mode is unchanged.
         data = np.pad(data, pad, mode="edge")
-    views = [
-        data[z :: step_zyx[0], y :: step_zyx[1], x :: step_zyx[2]]
-        for z in range(step_zyx[0])
-        for y in range(step_zyx[1])
-        for x in range(step_zyx[2])
-    ]
-    n = len(views)
-    if n == 1:
-        return np.ascontiguousarray(views[0])
+    if step_zyx == (1, 1, 1):
+        return np.ascontiguousarray(data)
     if binary:
-        total = views[0].astype(np.uint8)
-        for v in views[1:]:
-            total += v
-        return (total > n // 2).astype(data.dtype)
-    out = np.ascontiguousarray(views[0])
-    mixed = np.zeros(out.shape, bool)
-    for v in views[1:]:
-        mixed |= v != out
-    idx = np.nonzero(mixed)
-    if idx[0].size:
-        values = np.sort(np.stack([v[idx] for v in views], axis=1), axis=1)
+        # Pairwise sums axis by axis (contiguous rows first); ties (count = half) go to 0.
+        total = data
+        for axis, step in enumerate(step_zyx):
+            if step > 1:
+                even, odd = _halves(total, axis)
+                total = np.add(even, odd, dtype=np.uint8)
+        return (total > math.prod(step_zyx) // 2).astype(data.dtype)
+    # Uniform test one axis at a time: the z and y halves are whole contiguous rows, so only
+    # the last (x) comparison is strided; "mixed" marks blocks that need an exact mode.
+    first, mixed = data, None
+    for axis, step in enumerate(step_zyx):
+        if step == 1:
+            continue
+        even, odd = _halves(first, axis)
+        differs = even != odd
+        if mixed is not None:
+            for half in _halves(mixed, axis):
+                differs |= half
+        first, mixed = even, differs
+    out = np.ascontiguousarray(first)
+    flat = np.flatnonzero(mixed)
+    if flat.size:
+        values = np.sort(_gather_blocks(data, step_zyx, flat, out.shape), axis=1)
         # Count of each entry's value within its sorted row; argmax picks the first (smallest).
         same = values[:, :, None] == values[:, None, :]
         best = np.argmax(same.sum(axis=2), axis=1)
-        out[idx] = values[np.arange(len(best)), best]
+        out.reshape(-1)[flat] = values[np.arange(len(best)), best]
     return out
+
+
+def _halves(data: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Even and odd planes of ``data`` along ``axis`` (whose length is even)."""
+    even: list[slice] = [slice(None)] * data.ndim
+    odd: list[slice] = [slice(None)] * data.ndim
+    even[axis], odd[axis] = slice(0, None, 2), slice(1, None, 2)
+    return data[tuple(even)], data[tuple(odd)]
+
+
+def _gather_blocks(
+    data: Slab, step_zyx: tuple[int, int, int], flat: np.ndarray, out_shape: tuple[int, ...]
+) -> np.ndarray:
+    """(len(flat), block voxels) values of the blocks at flat output indices ``flat``."""
+    z, y, x = np.unravel_index(flat, out_shape)
+    _, ny, nx = data.shape
+    corner = (z * step_zyx[0] * ny + y * step_zyx[1]) * nx + x * step_zyx[2]
+    sz, sy, sx = step_zyx
+    offsets = [(dz * ny + dy) * nx + dx for dz in range(sz) for dy in range(sy) for dx in range(sx)]
+    return data.reshape(-1)[corner[:, None] + np.array(offsets)[None, :]]
 
 
 class PyramidWriter:
     """Streams level-0 slabs into every scale: write, downsample, pass down."""
 
-    def __init__(self, root: Path, scales: list[Scale], binary: Callable[[], bool]) -> None:
+    def __init__(self, root: Path, scales: list[Scale]) -> None:
         self.scales = scales
         self.stores = [open_scale(root, i, write=True) for i in range(len(scales))]
-        self.binary = binary
         self.buffers: list[list[Slab]] = [[] for _ in scales]
         self.written = [0] * len(scales)
         self.pending: list[ts.WriteFutures] = []
+        self.staging = [_Staging() for _ in scales]
 
     def push(self, level: int, slab: Slab, final: bool) -> None:
         """Add slices to ``level``; flush whole chunk rows (or everything when final)."""
@@ -180,7 +204,10 @@ class PyramidWriter:
         )
         self.buffers[level] = []
         z0 = self.written[level]
-        self.pending.append(self.stores[level][z0 : z0 + len(data)].write(data))
+        staged = self.staging[level].uint32(data)
+        future = self.stores[level][z0 : z0 + len(data)].write(staged)
+        self.staging[level].in_use(future.copy)
+        self.pending.append(future)
         self.written[level] += len(data)
         if level + 1 < len(self.scales):
             step = tuple(
@@ -189,12 +216,48 @@ class PyramidWriter:
                     self.scales[level].factor, self.scales[level + 1].factor, strict=True
                 )
             )[::-1]
-            self.push(level + 1, downsample_mode(data, step, self.binary()), final)  # type: ignore[arg-type]
+            # 0/1 data takes the counting fast path (same result as the general mode).
+            binary = data.dtype == np.uint8 and int(data.max(initial=0)) <= 1
+            self.push(level + 1, downsample_mode(data, step, binary), final)  # type: ignore[arg-type]
 
     def wait(self, keep: int = 0) -> None:
         """Wait for all but the ``keep`` most recent writes (bounds the memory in flight)."""
         while len(self.pending) > keep:
             self.pending.pop(0).result()
+
+
+class _Staging:
+    """Two reusable uint32 buffers a level's slabs are converted into before a write.
+
+    tensorstore converts a uint8/uint16 array with numpy into freshly allocated memory, and
+    zeroing those new pages cost more than the conversion itself (perf: ~15% of the level-0
+    pyramid's CPU time). A buffer is reused once tensorstore has copied out of it.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: list[np.ndarray | None] = [None, None]
+        self.copies: list[ts.Future | None] = [None, None]
+        self.turn = 0
+
+    def uint32(self, data: Slab) -> Slab:
+        if data.dtype == np.uint32:
+            self.turn = -1
+            return data
+        self.turn = (self.turn + 1) % 2
+        copied = self.copies[self.turn]
+        if copied is not None:
+            copied.result()
+        buf = self.buffers[self.turn]
+        if buf is None or buf.shape[1:] != data.shape[1:] or len(buf) < len(data):
+            buf = self.buffers[self.turn] = np.empty(data.shape, np.uint32)
+        # Unsafe casting only matters for uint64 input, whose values source.py checked.
+        np.copyto(buf[: len(data)], data, casting="unsafe")
+        return buf[: len(data)]
+
+    def in_use(self, copied: ts.Future) -> None:
+        """The buffer just returned stays in use until ``copied`` is ready."""
+        if self.turn >= 0:
+            self.copies[self.turn] = copied
 
 
 def _fmt(value: float) -> str:

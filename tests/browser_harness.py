@@ -186,7 +186,7 @@ const status = Array.from(document.querySelectorAll(
     '#neuroglancer-status-container > *, #neuroglancer-status-container-modal > *'))
     .map((e) => e.textContent.replace(/Dismiss$/, '').trim())
     // The event stream (re)connecting is routine: the server closes it every few seconds.
-    .filter((t) => t && !t.startsWith('Connecting to Python server'));
+    .filter((t) => t && !/^(Connecting to|Disconnected from) Python server/.test(t));
 return {exists: true, ready, layers, status};
 """
 _REPORT_JS = (
@@ -243,7 +243,7 @@ class Viewer:
         report = self.wait_ready(timeout)
         problem = dropped_layers(report, state)
         if problem is not None:
-            raise AssertionError(f"{self.url}: {problem}")
+            raise AssertionError(f"state opened at {viewer_base}: {problem}")
         return report
 
     def js(self, script: str, *args: Any) -> Any:

@@ -532,6 +532,9 @@ def test_binned_mask_lands_on_the_full_resolution_structure(
     shown = drawn.max(axis=-1) > 30  # the background is black
     expected = sample_at(mask, where / ratio) > 0
     iou = (shown & expected).sum() / max((shown | expected).sum(), 1)
+    print(
+        f"binned mask {name!r}: drawn {shown.sum()} px, expected {expected.sum()} px, IoU {iou:.3f}"
+    )
     assert iou > 0.7, (
         f"layer {name!r} ({annotation.voxel_spacing} Å voxels) is drawn {shown.sum()} px, "
         f"expected {expected.sum()} px at its physical place; overlap (IoU) only {iou:.2f}"
@@ -546,4 +549,5 @@ def test_binned_mask_lands_on_the_full_resolution_structure(
     values = sample_at(read_omezarr_level0(tomogram.omezarr_path), where, fill=np.nan)
     inside = ~np.isnan(values)
     correlation = np.corrcoef(grey[inside], values[inside])[0, 1]
+    print(f"tomogram pixels vs voxels: r = {correlation:.3f} over {inside.sum()} px")
     assert correlation > 0.5, f"tomogram pixels do not follow its voxels (r={correlation:.2f})"

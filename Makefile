@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.bench-$(HASH)
 DEMO_DIR ?= demo-data
 DEMO_SEED ?= 0
 
-.PHONY: demo test install bench lint clean
+.PHONY: demo demo-data screenshots test install bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,24 @@ $(BENCH_STAMP): $(STAMP)
 
 install: $(STAMP)
 
-demo: install
-	$(BIN)/cryoet-ng sample $(DEMO_DIR) --size demo --seed $(DEMO_SEED)
-	$(BIN)/cryoet-ng precompute $(DEMO_DIR)
+demo: demo-data
 	$(BIN)/cryoet-ng serve --data-root $(DEMO_DIR)
 
+# Sample tree at demo size (generated once), precomputed (a re-run skips finished work),
+# with the portal's state files exported.
+$(DEMO_DIR)/sample-manifest.json: | $(STAMP)
+	$(BIN)/cryoet-ng sample $(DEMO_DIR) --size demo --seed $(DEMO_SEED)
+
+demo-data: install $(DEMO_DIR)/sample-manifest.json
+	$(BIN)/cryoet-ng precompute $(DEMO_DIR)
+	$(BIN)/cryoet-ng export-states $(DEMO_DIR)
+
+# The README screenshots, taken by the real viewer in headless Chromium.
+screenshots: demo-data
+	$(BIN)/python -m tools.screenshots --data-root $(DEMO_DIR) --out docs/screenshots
+
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: $(BENCH_STAMP)

@@ -7,8 +7,10 @@ own identity, except for one deterministic collision rule:
 
 * every layer hashes (blake2b of its identity) to a preferred slot of a fixed palette;
 * layers are placed oldest first (annotation id, then spacing and shape), and a layer whose
-  slot an *older* layer already holds steps through the palette with a stride taken from its
-  own hash until it finds a free slot.
+  colour is too close to an *older* layer's (CIELAB distance below :data:`MIN_DISTANCE`, so
+  not only the same slot: two light lavenders count as one colour) steps through the palette
+  with a stride taken from its own hash until it finds a colour far enough from all of them
+  (or, once none is left, the free slot farthest from them).
 
 So adding an annotation (portal ids only grow) never changes the colour of an existing
 layer, and removing one can only move layers that had stepped aside for it. Beyond
@@ -56,23 +58,50 @@ def preferred_slot(identity: str, size: int = len(PALETTE)) -> int:
     return _digest(identity) % size
 
 
+# Colours closer than this (CIE 1976 delta E) are treated as one; ~25 separates the
+# palette's neighbouring light tones, which read as the same colour over a dark image.
+MIN_DISTANCE = 25.0
+
+
+def _lab(colour: str) -> tuple[float, float, float]:
+    """CIELAB (D65) of a ``#rrggbb`` colour."""
+    rgb = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    x = (0.4124 * lin[0] + 0.3576 * lin[1] + 0.1805 * lin[2]) / 0.95047
+    y = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    z = (0.0193 * lin[0] + 0.1192 * lin[1] + 0.9505 * lin[2]) / 1.08883
+    f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in (x, y, z)]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def distance(a: str, b: str) -> float:
+    """CIE 1976 colour difference of two ``#rrggbb`` colours."""
+    la, lb = _lab(a), _lab(b)
+    return sum((p - q) ** 2 for p, q in zip(la, lb, strict=True)) ** 0.5
+
+
 def assign(keys: Sequence[ColourKey], palette: Sequence[str] = PALETTE) -> list[str]:
     """Colour of each key (same order as ``keys``)."""
     size = len(palette)
     order = sorted(range(len(keys)), key=lambda i: (keys[i].age, keys[i].identity))
-    taken: set[int] = set()
+    taken: list[int] = []
     slots = [0] * len(keys)
     for i in order:
         digest = _digest(keys[i].identity)
-        slot = digest % size
-        if slot in taken and len(taken) < size:
-            # Stride coprime with the palette size, so the walk visits every slot.
-            stride = 1 + (digest >> 32) % (size - 1)
-            while _gcd(stride, size) != 1:
-                stride += 1
-            while slot in taken:
-                slot = (slot + stride) % size
-        taken.add(slot)
+        # Stride coprime with the palette size, so the walk visits every slot.
+        stride = 1 + (digest >> 32) % (size - 1)
+        while _gcd(stride, size) != 1:
+            stride += 1
+        walk = [(digest + k * stride) % size for k in range(size)]
+        free = [s for s in walk if s not in taken] or walk[:1]
+
+        def nearest(slot: int) -> float:
+            return min((distance(palette[slot], palette[t]) for t in taken), default=1e9)
+
+        slot = next((s for s in free if nearest(s) >= MIN_DISTANCE), None)
+        if slot is None:
+            slot = max(free, key=nearest)  # first of the farthest, in walk order
+        taken.append(slot)
         slots[i] = slot
     return [palette[s] for s in slots]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -13,7 +14,15 @@ from test_ngstate_tree import DATA_URL, Ann, Tree, assert_roundtrip
 from cryoet_ng import cli
 from cryoet_ng.catalogue import Catalogue
 from ngstate import NotFoundError, build_state, state_inputs_mtime
-from ngstate.colors import PALETTE, ColourKey, assign, label_colours, preferred_slot
+from ngstate.colors import (
+    MIN_DISTANCE,
+    PALETTE,
+    ColourKey,
+    assign,
+    distance,
+    label_colours,
+    preferred_slot,
+)
 
 
 def _basic(tree: Tree) -> Tree:
@@ -159,6 +168,15 @@ def test_palette_is_distinct_and_readable_on_black() -> None:
 def test_colours_distinct_up_to_palette_size() -> None:
     colours = assign(_keys(len(PALETTE)))
     assert len(set(colours)) == len(PALETTE)
+
+
+@pytest.mark.parametrize("offset", [0, 100, 1000])
+def test_a_dozen_layers_get_perceptually_distinct_colours(offset: int) -> None:
+    # Not only different slots: no two look alike (light lavender next to lavender).
+    keys = [ColourKey(f"GO:{offset + i}|object {i}|{100 + i}|Point", (i, "")) for i in range(12)]
+    colours = assign(keys)
+    closest = min(distance(a, b) for a, b in itertools.combinations(colours, 2))
+    assert closest >= MIN_DISTANCE
 
 
 def test_adding_a_newer_layer_keeps_every_colour() -> None:

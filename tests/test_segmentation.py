@@ -213,6 +213,8 @@ def test_mode_matches_tensorstore_ties(tmp_path: Path) -> None:
         bits = (data > 1).astype(np.uint8)
         theirs = ts.downsample(ts.array(bits), list(step), "mode").read().result()
         np.testing.assert_array_equal(downsample_mode(bits, step, binary=True), theirs)
+        wide = bits.astype(np.uint16)  # 0/1 labels in a wider type take the same fast path
+        np.testing.assert_array_equal(downsample_mode(wide, step, binary=True), theirs)
 
 
 def test_empty_mask(tmp_path: Path) -> None:

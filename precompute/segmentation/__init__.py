@@ -54,8 +54,8 @@ def convert(job: AnnotationJob, options: PrecomputeConfig) -> Summary:
 def _write_pyramid(source: MaskSource, writer: PyramidWriter, stats: VolumeStats) -> None:
     """Stream z-slabs (one source chunk thick, so each chunk is decoded once), processed in
     pieces one output chunk thick. Three threads overlap: the next slab is read while this one
-    is counted (stats) on a second thread and downsampled/converted on this one; tensorstore
-    encodes and writes on its own pool."""
+    is counted (stats) on a second thread and downsampled on this one; tensorstore converts to
+    uint32, encodes and writes on its own pool."""
     nz = source.shape[0]
     step = max(CHUNK, source.read_step // CHUNK * CHUNK)
     starts = list(range(0, nz, step))

@@ -1,11 +1,12 @@
 """Run every benchmark in turn: ``python -m benchmarks [NAME ...]``.
 
-Each benchmark prints its own table (medians, ratios against its baseline).
+Each benchmark runs in its own process (so peak-memory figures do not mix) and prints its
+own table with medians and ratios against its baseline.
 """
 
 from __future__ import annotations
 
-import importlib
+import subprocess
 import sys
 
 ALL = ("annotations", "segmentation", "state", "serve", "batch")
@@ -20,8 +21,7 @@ def main(argv: list[str]) -> int:
     status = 0
     for name in names:
         print(f"\n=== benchmarks.{name} ===", flush=True)
-        module = importlib.import_module(f"benchmarks.{name}")
-        status |= int(module.main([]) or 0)
+        status |= subprocess.call([sys.executable, "-m", f"benchmarks.{name}"])
     return status
 
 

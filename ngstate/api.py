@@ -105,7 +105,9 @@ def _image(run: Run, tomogram: Tomogram, options: StateOptions, messages: list[s
     try:
         summary = cache.summary(path)
     except (ValueError, KeyError, TypeError, OSError) as exc:
-        messages.append(f"tomogram {tomogram.id}: summary {path} unreadable ({exc})")
+        # No absolute path in messages: they are served by /explain.
+        reason = exc.strerror if isinstance(exc, OSError) else exc
+        messages.append(f"tomogram {tomogram.id}: summary {path.name} unreadable ({reason})")
         summary = None
     stats = (summary.extra.get("stats") if summary is not None else None) or {}
     contrast_2d = _contrast(stats.get("contrast_2d"))

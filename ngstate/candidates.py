@@ -239,7 +239,8 @@ def _read_summary(path: Path, expected: tuple[str, ...]) -> tuple[Summary | None
     try:
         summary = cache.summary(path)
     except (ValueError, KeyError, TypeError, OSError) as exc:
-        return None, f"summary {path.name} unreadable ({exc}); decided from metadata only"
+        reason = exc.strerror if isinstance(exc, OSError) else exc  # no server paths in notes
+        return None, f"summary {path.name} unreadable ({reason}); decided from metadata only"
     if summary is None:
         return None, "no summary (precompute not run?); decided from metadata only"
     if summary.kind not in expected:
@@ -264,7 +265,7 @@ def gather(run: Run, tomogram: Tomogram, out_root: Path) -> Gathered:
             if not output.is_dir():
                 messages.append(
                     f"annotation {annotation.id} ({annotation.object_name}) {file.shape}: "
-                    f"precompute output {output} missing; layer left out"
+                    f"precompute output {output.name} missing; layer left out"
                 )
                 continue
             expected = ("annotation",) if file.shape in POINT_SHAPES else ("segmentation",)

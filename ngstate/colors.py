@@ -20,6 +20,7 @@ layer, and removing one can only move layers that had stepped aside for it. Beyo
 from __future__ import annotations
 
 import colorsys
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,9 +81,22 @@ def distance(a: str, b: str) -> float:
     return sum((p - q) ** 2 for p, q in zip(la, lb, strict=True)) ** 0.5
 
 
+@functools.cache
+def _distances(palette: tuple[str, ...]) -> tuple[tuple[float, ...], ...]:
+    """Pairwise distances of a palette, computed once (assignment runs per state build)."""
+    return tuple(tuple(distance(a, b) for b in palette) for a in palette)
+
+
 def assign(keys: Sequence[ColourKey], palette: Sequence[str] = PALETTE) -> list[str]:
     """Colour of each key (same order as ``keys``)."""
+    return list(_assign(tuple(keys), tuple(palette)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _assign(keys: tuple[ColourKey, ...], palette: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`assign`, memoised: a warm state rebuild reuses its layers' colours."""
     size = len(palette)
+    table = _distances(palette)
     order = sorted(range(len(keys)), key=lambda i: (keys[i].age, keys[i].identity))
     taken: list[int] = []
     slots = [0] * len(keys)
@@ -96,14 +110,14 @@ def assign(keys: Sequence[ColourKey], palette: Sequence[str] = PALETTE) -> list[
         free = [s for s in walk if s not in taken] or walk[:1]
 
         def nearest(slot: int) -> float:
-            return min((distance(palette[slot], palette[t]) for t in taken), default=1e9)
+            return min((table[slot][t] for t in taken), default=1e9)
 
         slot = next((s for s in free if nearest(s) >= MIN_DISTANCE), None)
         if slot is None:
             slot = max(free, key=nearest)  # first of the farthest, in walk order
         taken.append(slot)
         slots[i] = slot
-    return [palette[s] for s in slots]
+    return tuple(palette[s] for s in slots)
 
 
 def _gcd(a: int, b: int) -> int:

@@ -38,6 +38,7 @@ cap of 12 costs 22 more layers (curators show up to 30), 0.819 overall.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -396,6 +397,16 @@ class _Selector:
 
 def select(candidates: Sequence[Candidate], config: SelectionConfig) -> list[Decision]:
     """One :class:`Decision` per candidate, in the candidates' order."""
+    decisions = _run(candidates, config)
+    if config.policy == "auto+author":
+        # A curator auditing the author's flags wants to see where the automatic choice
+        # differs, and why.
+        automatic = _run(candidates, dataclasses.replace(config, policy="auto"))
+        decisions = [_with_automatic(d, a) for d, a in zip(decisions, automatic, strict=True)]
+    return decisions
+
+
+def _run(candidates: Sequence[Candidate], config: SelectionConfig) -> list[Decision]:
     selector = _Selector(candidates, config)
     if config.policy == "author":
         selector.author_only()
@@ -403,3 +414,15 @@ def select(candidates: Sequence[Candidate], config: SelectionConfig) -> list[Dec
         selector.auto(honour_author=config.policy == "auto+author")
     selector.cap()
     return [d for d in selector.decisions if d is not None]
+
+
+def _with_automatic(decision: Decision, automatic: Decision) -> Decision:
+    """An author-decided layer's reason, completed with what the automatic choice says."""
+    if decision.rule != "author":
+        return decision
+    if automatic.visible == decision.visible:
+        note = "; the automatic choice agrees"
+    else:
+        note = f"; the automatic choice differs ({automatic.reason})"
+    others = tuple(dict.fromkeys(decision.others + automatic.others))
+    return dataclasses.replace(decision, reason=decision.reason + note, others=others)

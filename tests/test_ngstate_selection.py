@@ -223,8 +223,9 @@ CASES = [
         author_override,
         {CYTO},
         {
-            CYTO: ("shown", "author"),
-            FAS: ("hidden", "author", "false"),
+            # The author's flags decide; the reason also says what the automatic choice says.
+            CYTO: ("shown", "author", "automatic choice differs", "would occlude"),
+            FAS: ("hidden", "author", "false", "automatic choice differs (shown: ground truth"),
             RIBO: ("hidden", "inside visible", CYTO),
         },
     ),

@@ -74,11 +74,16 @@ def save_state() -> tuple[Response, int]:
     return response, 201
 
 
-@bp.get("/states/<state_id>")
-def get_state(state_id: str) -> Response:
+def saved_state(state_id: str) -> bytes:
+    """The saved state's JSON; 400 for a malformed id (checked before any lookup), else 404."""
     if not valid_state_id(state_id):
         abort(400, description="invalid state id: expected 32 characters of [a-z2-7]")
     body = services().store.get(state_id)
     if body is None:
         abort(404, description=f"no saved state {state_id}")
-    return Response(body, mimetype="application/json")
+    return body
+
+
+@bp.get("/states/<state_id>")
+def get_state(state_id: str) -> Response:
+    return Response(saved_state(state_id), mimetype="application/json")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import urllib.parse
 
-from flask import Blueprint, Response, abort, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
 from server import paths
 from server.app import services
 from server.cache import FRAGMENT_SAFE, CachedState
-from server.storage import valid_state_id
+from server.states_api import saved_state
 
 bp = Blueprint("links", __name__)
 
@@ -69,9 +69,5 @@ def explain(dataset_id: str, run_name: str) -> Response:
 
 @bp.get("/s/<state_id>")
 def short_link(state_id: str) -> Response:
-    if not valid_state_id(state_id):
-        abort(400, description="invalid state id: expected 32 characters of [a-z2-7]")
-    body = services().store.get(state_id)
-    if body is None:
-        abort(404, description=f"no saved state {state_id}")
+    body = saved_state(state_id)
     return viewer_redirect(urllib.parse.quote(body.decode(), safe=FRAGMENT_SAFE))

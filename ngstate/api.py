@@ -138,15 +138,18 @@ def _annotation_layer(
     prefix = options.out_url or options.data_url
     url = "precomputed://" + _url(prefix, c.output.relative_to(options.out_root).as_posix())
     transform = layers.source_transform(c.annotation.voxel_spacing, tomogram.voxel_spacing)
+    common: dict[str, Any] = {
+        "name": c.name,
+        "url": url,
+        "transform": transform,
+        "colour": colour,
+        "visible": visible,
+    }
     if c.family == "volume":
         labels = c.labels
         return layers.segmentation_layer(
             layers.SegmentationLayerOptions(
-                name=c.name,
-                url=url,
-                transform=transform,
-                colour=colour,
-                visible=visible,
+                **common,
                 segments=labels,
                 # One label: the layer's colour; several: a stable colour per label.
                 segment_colours=(
@@ -159,11 +162,7 @@ def _annotation_layer(
         )
     return layers.annotation_layer(
         layers.AnnotationLayerOptions(
-            name=c.name,
-            url=url,
-            transform=transform,
-            colour=colour,
-            visible=visible,
+            **common,
             geometry="line" if c.shape == "OrientedPoint" else "point",
             properties=c.properties,
             per_instance_colour=c.shape == "InstanceSegmentation",

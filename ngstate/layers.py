@@ -105,12 +105,18 @@ def image_layer(opts: ImageLayerOptions) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class AnnotationLayerOptions:
+class SourceLayerOptions:
+    """What every precomputed annotation or segmentation layer has."""
+
     name: str
     url: str  # precomputed://...
     transform: dict[str, Any]
     colour: str
     visible: bool
+
+
+@dataclass(frozen=True)
+class AnnotationLayerOptions(SourceLayerOptions):
     geometry: Literal["point", "line"]  # line = oriented points (three axis lines each)
     # Property ids present in the output's info; the shader only uses those that exist,
     # because a shader naming a missing property does not compile.
@@ -147,12 +153,7 @@ def annotation_layer(opts: AnnotationLayerOptions) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class SegmentationLayerOptions:
-    name: str
-    url: str  # precomputed://...
-    transform: dict[str, Any]
-    colour: str
-    visible: bool
+class SegmentationLayerOptions(SourceLayerOptions):
     segments: tuple[int, ...]
     segment_colours: dict[str, str]
     mesh_render_scale: float = 2.0

@@ -5,8 +5,9 @@
 Builds a sample tree (``cryoet_ng.sample``, test size) plus a run ``10000/TS_BENCH`` with
 20 annotations, starts gunicorn exactly as documented (``-c python:server.gunicorn_conf
 server.wsgi:app``) on a free loopback port, then runs wrk against ``/healthz`` (the
-baseline: Flask + gunicorn doing nothing) and ``/state/10000/TS_BENCH.json`` (a cached
-state), one after the other. Reports requests/s, p50/p99 latency, errors, the ratio to the
+baseline: Flask + gunicorn doing nothing), ``/state/10000/TS_BENCH.json`` (a cached state,
+answered by the replay middleware of ``server/replay.py``) and the same URL with an
+``If-None-Match`` that never matches (the same answer, built by Flask), one after the other. Reports requests/s, p50/p99 latency, errors, the ratio to the
 baseline, and gunicorn's resident memory (master + workers) before and after.
 
 Targets on the 2-core machine: /state >= 1000 req/s, p99 < 25 ms, zero errors, flat memory.
@@ -116,8 +117,12 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(name: str, url: str, duration: int, connections: int) -> WrkResult:
+def run_wrk(
+    name: str, url: str, duration: int, connections: int, headers: tuple[str, ...] = ()
+) -> WrkResult:
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    for header in headers:
+        command += ["-H", header]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     # The latency distribution lines start with the percentile (a stats line can end in "50%").
@@ -189,6 +194,14 @@ def main() -> int:
             results = [
                 run_wrk("/healthz", f"{base}/healthz", args.duration, args.connections),
                 run_wrk("/state", state_url, args.duration, args.connections),
+                # A validator the answer never matches: the same 200, but through Flask.
+                run_wrk(
+                    "/state Flask",
+                    state_url,
+                    args.duration,
+                    args.connections,
+                    ('If-None-Match: "bench"',),
+                ),
             ]
             rss_end = rss_mb(process)
         finally:
@@ -203,11 +216,11 @@ def main() -> int:
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
     header = ("endpoint", "req/s", "p50 ms", "p99 ms", "errors", "requests", "vs /healthz")
     print(
-        f"{header[0]:<10} " + " ".join(f"{h:>{w}}" for h, w in zip(header[1:], WIDTHS, strict=True))
+        f"{header[0]:<13} " + " ".join(f"{h:>{w}}" for h, w in zip(header[1:], WIDTHS, strict=True))
     )
     for r in results:
         print(
-            f"{r.name:<10} {r.requests_per_s:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+            f"{r.name:<13} {r.requests_per_s:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
             f"{r.errors:>7d} {r.requests:>9d} {r.requests_per_s / baseline:>11.2f}x"
         )
     print(f"\ngunicorn RSS (master + workers): start {rss_start:.1f} MB, end {rss_end:.1f} MB")

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response
 from cryoet_ng.config import Config, load_config
 from server.cache import StateService, UnknownItem
 from server.paths import BadParameter
+from server.replay import ReplayMiddleware
 from server.storage import StateStore, open_store
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def create_app(config: Config | None = None) -> Flask:
         app.register_blueprint(module.bp)
     _register_errors(app)
     app.after_request(_after_request(config.server.cors_origins))
+    app.wsgi_app = ReplayMiddleware(app.wsgi_app, app.extensions[EXTENSION].states)  # type: ignore[method-assign]
     return app
 
 

@@ -10,7 +10,7 @@ import urllib.parse
 
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
-from server import paths
+from server import paths, replay
 from server.app import services
 from server.cache import FRAGMENT_SAFE, CachedState
 from server.states_api import saved_state
@@ -46,7 +46,10 @@ def cached_state(dataset_id: str, run_name: str) -> CachedState:
     dataset_id = paths.dataset_id(dataset_id)
     run_name = paths.run_name(run_name)
     tomogram = paths.tomogram_id(request.args.get("tomogram"))
-    return services().states.state(dataset_id, run_name, tomogram, data_url())
+    key = (dataset_id, run_name, tomogram, data_url())
+    cached = services().states.state(*key)
+    replay.mark(key, cached)
+    return cached
 
 
 @bp.get("/view/<dataset_id>/<run_name>")

@@ -7,8 +7,9 @@ Builds a sample tree (``cryoet_ng.sample``, test size) plus a run ``10000/TS_BEN
 server.wsgi:app``) on a free loopback port, then runs wrk against ``/healthz`` (the
 baseline: Flask + gunicorn doing nothing), ``/state/10000/TS_BENCH.json`` (a cached state,
 answered by the replay middleware of ``server/replay.py``) and the same URL with an
-``If-None-Match`` that never matches (the same answer, built by Flask), one after the other. Reports requests/s, p50/p99 latency, errors, the ratio to the
-baseline, and gunicorn's resident memory (master + workers) before and after.
+``If-None-Match`` that never matches (the same answer, built by Flask), one after the
+other. Reports requests/s, p50/p99 latency, errors, the ratio to the baseline, and
+gunicorn's resident memory (master + workers) before and after.
 
 Targets on the 2-core machine: /state >= 1000 req/s, p99 < 25 ms, zero errors, flat memory.
 Note wrk runs on the same cores as gunicorn.

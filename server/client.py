@@ -1,15 +1,16 @@
 """The self-hosted Neuroglancer client (``/v/<token>/``) and the endpoints it calls back.
 
-The client is the build shipped in the ``neuroglancer`` wheel. It only starts under a path
-of the form ``/v/<token>/``, opens an EventSource at ``/events/<token>`` and POSTs its state
-to ``/state/<token>`` when it changes. There is no Python viewer behind it: the event
-stream stays open with comment heartbeats only (for a bounded time, so a worker thread is
-never pinned; EventSource reconnects by itself), and state posts are answered with 412
-(the client's "server state changed" answer, which it ignores silently) without reading
-the body.
+The client is the build shipped in the ``neuroglancer`` wheel, made for a Python viewer
+behind it. It only starts under a path of the form ``/v/<token>/``. There is no Python viewer
+here, and two textual patches are applied as the main bundle is served (:data:`BUNDLE_PATCHES`):
+one fixes a bug that sometimes dropped the tomogram layer on a cold page load, the other stops
+the client from opening its EventSource at ``/events/<token>``.
 
-One bug of the shipped client is patched as the main bundle is served (see
-:data:`ANNOTATION_TOJSON_FIX`): without it a cold page load sometimes drops the tomogram layer.
+For an unpatched client (a neuroglancer release the patterns no longer match) the callbacks
+still answer: ``/events/<token>`` stays open with comment heartbeats only, for a bounded time
+(EventSource reconnects by itself), and state posts to ``/state/<token>`` are answered with
+412 (the client's "server state changed" answer, which it ignores silently) without reading
+the body.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, request, send_from_directory
@@ -28,6 +30,16 @@ from server.app import services
 
 bp = Blueprint("client", __name__)
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BundlePatch:
+    """One textual fix of the client's minified main bundle, expected to match exactly once."""
+
+    name: str
+    pattern: re.Pattern[bytes]
+    replacement: bytes
+
 
 # Neuroglancer bug (2.41.2; upstream main unchanged): AnnotationUserLayer assigns
 # `localAnnotationRelationships` only in restoreState(), but its toJSON() reads `.length` of it.
@@ -39,21 +51,39 @@ log = logging.getLogger(__name__)
 # first, i.e. the tomogram) is deleted. The fix gives the destructuring in toJSON() the same
 # default restoreState() uses (["segments"]). Property names survive minification; the local
 # name is matched.
-ANNOTATION_TOJSON_FIX = (
+ANNOTATION_TOJSON_FIX = BundlePatch(
+    "annotation layer toJSON before restoreState",
     re.compile(rb"\{localAnnotationRelationships:([\w$]+)\}=this;"),
     rb'{localAnnotationRelationships:\1=["segments"]}=this;',
 )
+# The shipped client is the Python package's: its ClientStateReceiver keeps an EventSource on
+# /events/<token> open to receive state pushed by a Python viewer. There is none behind this
+# server, and with the URL-hash state (every View Tomogram link) the client never posts its
+# viewer state either, so the stream only cost one gunicorn thread per open viewer and a
+# "Disconnected from Python server" banner each time it was renewed. The receiver's connect()
+# now returns at once; /events stays for a client this patch did not apply to.
+NO_PYTHON_EVENT_STREAM = BundlePatch(
+    "no event stream to a Python viewer",
+    re.compile(rb'connect\(\)\{this\.status\.setText\("Connecting to Python server"\)'),
+    rb'connect(){return;this.status.setText("Connecting to Python server")',
+)
+BUNDLE_PATCHES = (ANNOTATION_TOJSON_FIX, NO_PYTHON_EVENT_STREAM)
 
 
 @functools.cache
 def _patched_main_bundle(client_dir: Path) -> tuple[str, bytes] | None:
-    """(file name, patched bytes) of the client's main bundle, or None if the fix does not apply."""
-    pattern, replacement = ANNOTATION_TOJSON_FIX
+    """(file name, patched bytes) of the client's main bundle, or None if no patch applies."""
     for path in sorted(client_dir.glob("main.*.js")):
-        patched, count = pattern.subn(replacement, path.read_bytes())
-        if count == 1:
-            return path.name, patched
-    log.warning("neuroglancer client in %s: annotation toJSON fix not applied", client_dir)
+        data, applied = path.read_bytes(), False
+        for patch in BUNDLE_PATCHES:
+            patched, count = patch.pattern.subn(patch.replacement, data)
+            if count == 1:
+                data, applied = patched, True
+            else:
+                log.warning("%s: patch %r matched %d times", path, patch.name, count)
+        if applied:
+            return path.name, data
+    log.warning("neuroglancer client in %s: no bundle patch applied", client_dir)
     return None
 
 

@@ -1,9 +1,9 @@
 """Gunicorn settings: ``gunicorn -c python:server.gunicorn_conf server.wsgi:app``.
 
-Threaded workers (``gthread``): a Neuroglancer client keeps ``/events/<token>`` open for
-up to 25 s, which would pin a sync worker; with threads it costs one thread. Each worker
-is a process with its own state cache, so workers = cores keeps memory low while threads
-cover I/O waits. Override with the usual flags or ``GUNICORN_CMD_ARGS``.
+Threaded workers (``gthread``): threads cover file reads, slow clients and, for a viewer
+client the bundle patches of ``server/client.py`` did not apply to, its ``/events`` stream
+(25 s), none of which may pin a whole worker. Each worker is a process with its own state
+cache, so workers = cores keeps memory low. Override with the usual flags or ``GUNICORN_CMD_ARGS``.
 """
 
 from __future__ import annotations

@@ -185,8 +185,7 @@ const ready = v.display.isReady() && layers.every((l) => l.ready || l.errors.len
 const status = Array.from(document.querySelectorAll(
     '#neuroglancer-status-container > *, #neuroglancer-status-container-modal > *'))
     .map((e) => e.textContent.replace(/Dismiss$/, '').trim())
-    // The event stream (re)connecting is routine: the server closes it every few seconds.
-    .filter((t) => t && !/^(Connecting to|Disconnected from) Python server/.test(t));
+    .filter((t) => t);
 return {exists: true, ready, layers, status};
 """
 _REPORT_JS = (
@@ -590,7 +589,8 @@ def serve_project(data_root: Path, states_dir: Path) -> Iterator[ProjectServer]:
 
     overrides = {"data_root": str(data_root), "server.states_db": str(states_dir)}
     app = create_app(load_config(None, overrides))
-    # Short-lived event streams, so shutting down never waits on one held open by the client.
+    # Short-lived event streams, so shutting down never waits on one held open by a client
+    # (the served client opens none: see server/client.py).
     app.config["EVENT_STREAM_SECONDS"] = 5.0
     app.config["EVENT_HEARTBEAT_SECONDS"] = 1.0
     log = RequestLog(app)

@@ -272,6 +272,19 @@ def test_view_redirects_to_self_hosted_client(
     assert slowest < READY_TIMEOUT
 
 
+def test_self_hosted_client_opens_no_event_stream(
+    opened: dict[Any, OpenedView], service: ProjectServer
+) -> None:
+    """No Python viewer is behind the served client, so it must not hold /events open.
+
+    An unpatched client would, and its status bar would say "Disconnected from Python server"
+    each time the stream ends (every 5 s here); the viewer reports count any status message.
+    """
+    paths = [r.path for r in service.requests.entries]
+    assert any(p.startswith("/v/main/main.") for p in paths), "the client bundle was not served"
+    assert not [p for p in paths if p.startswith("/events/")]
+
+
 def test_visible_layers_are_ngstates_choice(opened: dict[Any, OpenedView]) -> None:
     failures = []
     for view in opened.values():

@@ -204,6 +204,21 @@ def test_client_index_and_bundles(client: FlaskClient) -> None:
     assert response.data[:4] == b"\0asm"
 
 
+def test_main_bundle_is_served_with_both_patches(client: FlaskClient) -> None:
+    from server.client import BUNDLE_PATCHES
+
+    client_dir = server.app.neuroglancer_client_dir()
+    main = sorted(client_dir.glob("main.*.js"))[0]
+    served = client.get(f"/v/main/{main.name}").data
+    original = main.read_bytes()
+    for patch in BUNDLE_PATCHES:
+        assert len(patch.pattern.findall(original)) == 1, patch.name
+        assert patch.pattern.search(served) is None, patch.name  # every match replaced
+    assert b'connect(){return;this.status.setText("Connecting to Python server")' in served
+    assert b'{localAnnotationRelationships:' in served
+    assert len(served) - len(original) == len(b"return;") + len(b'=["segments"]')
+
+
 @pytest.mark.parametrize(
     "path", ["/v/other/", "/v/main/../../app.py", "/v/main/%2e%2e/server.py", "/v/main/nope.js"]
 )

@@ -215,7 +215,7 @@ def test_main_bundle_is_served_with_both_patches(client: FlaskClient) -> None:
         assert len(patch.pattern.findall(original)) == 1, patch.name
         assert patch.pattern.search(served) is None, patch.name  # every match replaced
     assert b'connect(){return;this.status.setText("Connecting to Python server")' in served
-    assert b'{localAnnotationRelationships:' in served
+    assert b"{localAnnotationRelationships:" in served
     assert len(served) - len(original) == len(b"return;") + len(b'=["segments"]')
 
 

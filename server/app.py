@@ -86,7 +86,8 @@ def create_app(config: Config | None = None) -> Flask:
         app.register_blueprint(module.bp)
     _register_errors(app)
     app.after_request(_after_request(config.server.cors_origins))
-    app.wsgi_app = ReplayMiddleware(app.wsgi_app, app.extensions[EXTENSION].states)  # type: ignore[method-assign]
+    replay = ReplayMiddleware(app.wsgi_app, app.extensions[EXTENSION].states)
+    app.wsgi_app = replay  # type: ignore[method-assign]
     return app
 
 

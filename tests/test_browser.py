@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from browser_harness import (
+
+from tools.browser import (
     INSTALL_HINT,
     PixelDiff,
     ProjectServer,

@@ -44,7 +44,7 @@ class FileRecord:
     shape: str
     format: str
     path: str  # bucket-relative
-    is_visualization_default: bool
+    is_visualization_default: bool | None  # None: not in the metadata
     written: bool = True
 
 
@@ -74,7 +74,7 @@ class TomogramRecord:
     tomogram_id: str
     voxel_spacing: float
     size_xyz: tuple[int, int, int]
-    omezarr_dir: str
+    omezarr_dir: str | None
     mrc_file: str | None
     is_visualization_default: bool
     alignment_metadata_path: str

@@ -1,31 +1,28 @@
 """Shared helpers of the tests/test_server_*.py modules: a writable tree and a config.
 
-The tree is a copy of the session's sample tree (``sample_root`` from conftest.py) with
-placeholder precompute outputs (an ``info`` file, a chunk and a shard, written by
+The tree is a copy of the session's sample tree with placeholder precompute outputs (an
+``info`` file, a chunk and a shard, written by
 :func:`cryoet_ng.sample.outputs.fill_missing_outputs`) for every annotation file of run
-10000/TS_026, so states have annotation layers without running the precompute.
+10000/TS_026, so states have annotation layers without running the precompute. conftest.py's
+``make_server_tree`` and ``server_tree`` fixtures bind the source to ``sample_root``.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.config import Config, ServerConfig
 from cryoet_ng.sample.outputs import ANNOTATIONS_TYPE, fill_missing_outputs
 
+# A fixture that makes a tree at the path it is given and returns that path.
+TreeFactory = Callable[[Path], Path]
 DATASET, RUN = "10000", "TS_026"
 SHARD_BYTES = bytes(range(256)) * 8
 PLACEHOLDER_INFO = {"@type": ANNOTATIONS_TYPE, "placeholder": True}
 PLACEHOLDER_FILES = {"spatial0/0_0_0": b"\x01\x02\x03", "spatial0/0.shard": SHARD_BYTES}
-
-
-def sample_source(request: pytest.FixtureRequest) -> Path:
-    """The session's read-only sample tree (conftest.py's ``sample_root``)."""
-    return Path(request.getfixturevalue("sample_root"))
 
 
 def make_tree(source: Path, dest: Path) -> Path:
@@ -40,4 +37,5 @@ def make_tree(source: Path, dest: Path) -> Path:
 
 
 def make_config(root: Path, states_db: str, **server: object) -> Config:
+    """The default configuration over ``root`` with ``server`` settings replaced."""
     return Config(data_root=root, server=ServerConfig(states_db=states_db, **server))  # type: ignore[arg-type]

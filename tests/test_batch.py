@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,10 +56,11 @@ class Reference:
 
 
 @pytest.fixture(scope="module")
-def reference(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Reference:
+def reference(
+    copy_sample: Callable[[Path], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Reference:
     base = tmp_path_factory.mktemp("batch")
-    tree = base / "data"
-    shutil.copytree(sample_root, tree)
+    tree = copy_sample(base / "data")
     out = base / "out"
     code, report = precompute(tree, out, base / "report.json", "--workers", "1")
     assert code == 0, report["failures"]

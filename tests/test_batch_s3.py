@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,9 +65,8 @@ def local_hashes(out: Path) -> dict[str, str]:
     }
 
 
-def test_s3_output_matches_local_and_resumes(s3, sample_root: Path, tmp_path: Path) -> None:
-    tree = tmp_path / "data"
-    shutil.copytree(sample_root, tree)
+def test_s3_output_matches_local_and_resumes(s3, sample_copy: Path, tmp_path: Path) -> None:
+    tree = sample_copy
     local = tmp_path / "local"
     assert cli(["precompute", str(tree), "--out", str(local), "--workers", "1"]) == 0
     expected = local_hashes(local)

@@ -18,7 +18,7 @@ import shutil
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,12 +84,13 @@ def artifacts(request: pytest.FixtureRequest) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def data_root(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def data_root(
+    copy_sample: Callable[[Path], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A private copy of the session's sample tree, precomputed by the real CLI."""
     from cryoet_ng import cli
 
-    root = tmp_path_factory.mktemp("browser") / "data"
-    shutil.copytree(sample_root, root)
+    root = copy_sample(tmp_path_factory.mktemp("browser") / "data")
     # In-process (--workers 1): a Dask local cluster costs ~15 s of start-up for seconds of work.
     assert cli.main(["precompute", str(root), "--workers", "1"]) == 0, "precompute failed"
     return root

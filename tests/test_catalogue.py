@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -74,10 +75,8 @@ def _edit_json(path: Path, change) -> None:
 
 
 @pytest.fixture
-def broken_tree(sample_root: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "broken"
-    shutil.copytree(sample_root, root)
-    return root
+def broken_tree(copy_sample: Callable[[Path], Path], tmp_path: Path) -> Path:
+    return copy_sample(tmp_path / "broken")
 
 
 def test_damaged_tree_gives_warnings_not_crashes(broken_tree: Path, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from server_support import SHARD_BYTES, make_config, make_tree, sample_source
+from server_support import SHARD_BYTES, TreeFactory, make_config
 
 import server
 
@@ -17,9 +17,9 @@ PRE = "10000/TS_026/Reconstructions/VoxelSpacing13.480/NeuroglancerPrecompute"
 
 
 @pytest.fixture(scope="module")
-def tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tree(make_server_tree: TreeFactory, tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("data")
-    root = make_tree(sample_source(request), base / "tree")
+    root = make_server_tree(base / "tree")
     (base / "secret.txt").write_text(SECRET)
     (base / "secret_dir").mkdir()
     (base / "secret_dir" / "inside.txt").write_text(SECRET)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from server_support import DATASET, RUN, make_config, make_tree, sample_source
+from server_support import DATASET, RUN, make_config
 
 import server
 from server.replay import ReplayMiddleware
@@ -39,8 +39,8 @@ class App:
 
 
 @pytest.fixture
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> App:
-    root = make_tree(sample_source(request), tmp_path / "tree")
+def app(server_tree: Path, tmp_path: Path) -> App:
+    root = server_tree
     config = make_config(root, str(tmp_path / "states"), cors_origins=(ORIGIN,))
     return App(server.create_app(config), root)
 

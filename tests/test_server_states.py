@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from pg_fixture import postgres_url  # noqa: F401  (session fixture)
-from server_support import DATASET, RUN, make_config, make_tree, sample_source
+from server_support import DATASET, RUN, TreeFactory, make_config
 
 import server
 from cryoet_ng.config import load_config
@@ -22,8 +22,8 @@ MAX_BODY = 50_000
 
 
 @pytest.fixture(scope="module")
-def tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tree(sample_source(request), tmp_path_factory.mktemp("st") / "t")
+def tree(make_server_tree: TreeFactory, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_server_tree(tmp_path_factory.mktemp("st") / "t")
 
 
 @pytest.fixture(

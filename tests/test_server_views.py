@@ -10,23 +10,25 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from server_support import DATASET, RUN, make_config, make_tree, sample_source
+from server_support import DATASET, RUN, TreeFactory, make_config, make_tree
 
 import ngstate
 import server
 from cryoet_ng import catalogue as catalogue_module
+from cryoet_ng.config import Config
 from server.validation import validate_viewer_state
 
 
 @pytest.fixture(scope="module")
-def source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sample_source(request)
+def source(sample_root: Path) -> Path:
+    """What :func:`server_support.make_tree` copies, for tests that set up their own app."""
+    return sample_root
 
 
 @pytest.fixture(scope="module")
-def client(source: Path, tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
+def client(make_server_tree: TreeFactory, tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
     base = tmp_path_factory.mktemp("views")
-    root = make_tree(source, base / "tree")
+    root = make_server_tree(base / "tree")
     return server.create_app(make_config(root, str(base / "states"))).test_client()
 
 
@@ -142,8 +144,7 @@ def test_explanation_matches_the_state(client: FlaskClient) -> None:
     assert any(not d["visible"] for d in by_name.values())
 
 
-def test_configured_viewer_and_data_url(source: Path, tmp_path: Path) -> None:
-    config = make_config(make_tree(source, tmp_path / "tree"), str(tmp_path / "states"))
+def test_configured_viewer_and_data_url(config: Config) -> None:
     config = config.replace(
         viewer_url="https://viewer.example/app/#ignored", data_url="https://files.example.org"
     )
@@ -181,9 +182,8 @@ def test_index_lists_runs_links_and_decisions(client: FlaskClient) -> None:
     assert 'class="visible"' in page and 'class="hidden"' in page
 
 
-def test_index_escapes_metadata(fresh: tuple[Flask, Path]) -> None:
-    app, root = fresh
-    meta_path = next((root / DATASET / RUN).rglob("Annotations/100/*[0-9].json"))
+def test_index_escapes_metadata(app: Flask, server_tree: Path) -> None:
+    meta_path = next((server_tree / DATASET / RUN).rglob("Annotations/100/*[0-9].json"))
     meta = json.loads(meta_path.read_text())
     meta["annotation_object"]["name"] = "<script>alert(1)</script>"
     meta_path.write_text(json.dumps(meta))

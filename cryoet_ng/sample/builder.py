@@ -12,7 +12,7 @@ Data is optional, so one builder serves both kinds of tree:
 
 - a sample tree (volumes and annotation data, read by the precompute and the real viewer);
 - a metadata-only tree (ngstate tests, the state benchmark): ``tomogram(run)`` without a
-  volume writes a header-only OME-Zarr (``omezarr=False``: none), and a
+  volume writes a header-only OME-Zarr (``omezarr=False``: none, though listed), and a
   :class:`~cryoet_ng.sample.annotations.Source` without data is listed, not written.
 
 Stand-in precompute outputs for such trees are in :mod:`cryoet_ng.sample.outputs`.
@@ -176,17 +176,18 @@ class TreeBuilder:
         """A tomogram at the run's spacing: OME-Zarr pyramid, MRC twin, key photos, metadata.
 
         ``volume`` (z, y, x float32) must match the run's size. Without it only the metadata
-        and a header-only OME-Zarr (none if not ``omezarr``) are written.
+        and a header-only OME-Zarr are written; with ``omezarr=False`` no OME-Zarr at all
+        (the metadata still names it, as a portal tree with a missing image would).
         """
         spacing, size_xyz = run.voxel_spacing, run.size_xyz
         if volume is not None and volume.shape != size_xyz[::-1]:
             raise ValueError(f"{run.folder}: volume {volume.shape} != run size {size_xyz[::-1]}")
         vs = run.spacing_folder(spacing)
         folder = f"{vs}/Tomograms/{tomogram_id}"
-        zarr: str | None = f"{folder}/{run.name}.zarr" if omezarr else None
-        if zarr is not None and volume is not None:
+        zarr = f"{folder}/{run.name}.zarr"
+        if omezarr and volume is not None:
             write_omezarr(self.root / zarr, Pyramid.build(volume, spacing, downsample_mean))
-        elif zarr is not None:
+        elif omezarr:
             write_omezarr_group(self.root / zarr, spacing)
         mrc_file = f"{folder}/{run.name}.mrc" if volume is not None and mrc else None
         if volume is not None and mrc_file is not None:

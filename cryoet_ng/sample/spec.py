@@ -74,7 +74,7 @@ class TomogramRecord:
     tomogram_id: str
     voxel_spacing: float
     size_xyz: tuple[int, int, int]
-    omezarr_dir: str | None
+    omezarr_dir: str
     mrc_file: str | None
     is_visualization_default: bool
     alignment_metadata_path: str

@@ -15,7 +15,6 @@ from server_support import DATASET, RUN, TreeFactory, make_config, make_tree
 import ngstate
 import server
 from cryoet_ng import catalogue as catalogue_module
-from cryoet_ng.config import Config
 from server.validation import validate_viewer_state
 
 
@@ -144,7 +143,8 @@ def test_explanation_matches_the_state(client: FlaskClient) -> None:
     assert any(not d["visible"] for d in by_name.values())
 
 
-def test_configured_viewer_and_data_url(config: Config) -> None:
+def test_configured_viewer_and_data_url(source: Path, tmp_path: Path) -> None:
+    config = make_config(make_tree(source, tmp_path / "tree"), str(tmp_path / "states"))
     config = config.replace(
         viewer_url="https://viewer.example/app/#ignored", data_url="https://files.example.org"
     )

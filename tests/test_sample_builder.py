@@ -20,7 +20,7 @@ from cryoet_ng.sample.outputs import (
     write_output,
     write_tomogram_stats,
 )
-from cryoet_ng.summaries import Summary, read_summary, summary_path
+from cryoet_ng.summaries import Summary, read_summary
 
 SIZE = (24, 20, 16)  # x, y, z voxels
 RIBOSOME = AnnotationObject("GO:0022626", "cytosolic ribosome")
@@ -146,7 +146,7 @@ def test_stand_in_outputs(tmp_path: Path) -> None:
         out, found, point, "Point", info=annotation_info("Point"), summary=summary
     )
     assert json.loads((written / "info").read_text())["properties"][1]["id"] == "color"
-    read = read_summary(summary_path(written))
+    read = read_summary(written.with_name(written.name + ".summary.json"))  # README's name
     assert read is not None and read.count == 5
     assert fill_missing_outputs(out, found, {"placeholder": True}, {"a/b": b"x"}) == 2
     assert fill_missing_outputs(out, found, {"placeholder": True}) == 0

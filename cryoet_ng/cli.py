@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return ngstate_cli.main(args, config)
         if args.command == "serve":
-            from server import cli as server_cli
+            from server import commands as server_cli
 
             return server_cli.main(args, config)
     except ConfigError as exc:

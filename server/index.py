@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, jsonify, render_template
 
 from cryoet_ng.catalogue import Run
-from server.app import services
-from server.cache import CachedState, UnknownItem
-from server.viewer_links import data_url
+from server.services import services
+from server.state_service import EncodedState, UnknownItem
+from server.urls import data_url
 
 bp = Blueprint("index", __name__, template_folder="templates")
 
@@ -46,26 +46,26 @@ def index() -> str:
     base = data_url()
     for run in catalogue.runs():
         try:
-            cached = states.state(run.dataset_id, run.name, None, base)
+            encoded = states.state(run.dataset_id, run.name, None, base)
         except UnknownItem as exc:
             rows.append(RunRow(run.dataset_id, run.name, None, [], str(exc)))
             continue
-        layers = layer_rows(run, cached)
-        rows.append(RunRow(run.dataset_id, run.name, cached.built.tomogram_id, layers, None))
+        layers = layer_rows(run, encoded)
+        rows.append(RunRow(run.dataset_id, run.name, encoded.built.tomogram_id, layers, None))
     return render_template("index.html", rows=rows, datasets=catalogue.datasets)
 
 
-def layer_rows(run: Run, cached: CachedState) -> list[LayerRow]:
+def layer_rows(run: Run, encoded: EncodedState) -> list[LayerRow]:
     """One row per annotation layer; object and shape come from ngstate's candidates."""
     from ngstate.candidates import gather
 
-    tomogram = run.tomogram(cached.built.tomogram_id)
+    tomogram = run.tomogram(encoded.built.tomogram_id)
     by_name = {}
     if tomogram is not None:
         out_root = services().states.out_root
         by_name = {c.name: c for c in gather(run, tomogram, out_root).candidates}
     rows = []
-    for decision in cached.built.decisions:
+    for decision in encoded.built.decisions:
         if decision.rule == "image":
             continue
         candidate = by_name.get(decision.layer)

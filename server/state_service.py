@@ -44,7 +44,7 @@ class UnknownItem(LookupError):
 
 
 @dataclass(frozen=True)
-class CachedState:
+class EncodedState:
     built: BuiltState
     body: bytes  # compact JSON of built.state
     fragment: str  # URL-encoded JSON, to follow '#!'
@@ -55,7 +55,7 @@ class CachedState:
 @dataclass
 class _Entry:
     stamp: Stamp
-    value: CachedState
+    value: EncodedState
     checked: float
 
 
@@ -98,14 +98,19 @@ def watch_list(run: Run, out_root: Path) -> tuple[str, ...]:
 class StateService:
     """Catalogue snapshots and built states, safe to share between threads."""
 
-    def __init__(self, config: Config, max_entries: int = 512) -> None:
+    def __init__(
+        self,
+        config: Config,
+        max_entries: int = 512,
+        recheck_seconds: float = RECHECK_SECONDS,
+    ) -> None:
         self.config = config
         self.root = config.data_root.resolve()
         self.out_root = config.out_root.resolve()
         self.max_entries = max_entries
         # Seconds a checked entry is trusted without stat-ing its watch list again: a
         # change on disk shows within this time. Halves the cost of a cached /state hit.
-        self.recheck_seconds = RECHECK_SECONDS
+        self.recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
         self._states: OrderedDict[tuple[str, str, str | None, str], _Entry] = OrderedDict()
         self._options: dict[str, StateOptions] = {}
@@ -122,14 +127,6 @@ class StateService:
         if stamp_of(paths) != stamp:
             self._rescan_all()
         return self._catalogue
-
-    def run(self, dataset_id: str, run_name: str) -> Run:
-        """The run, fresh with respect to its watch list; raises UnknownItem."""
-        self._watch(dataset_id, run_name)
-        run = self._catalogue.run(dataset_id, run_name)
-        if run is None:  # pragma: no cover - _watch guarantees it
-            raise UnknownItem(f"no run {run_name!r} in dataset {dataset_id}")
-        return run
 
     def _rescan_all(self) -> None:
         fresh = Catalogue.scan(self.root)
@@ -190,7 +187,7 @@ class StateService:
     # -- states ---------------------------------------------------------------------
     def state(
         self, dataset_id: str, run_name: str, tomogram_id: str | None, data_url: str
-    ) -> CachedState:
+    ) -> EncodedState:
         """The (cached) state; raises UnknownItem for an unknown run or tomogram."""
         key = (dataset_id, run_name, tomogram_id, data_url)
         now = time.monotonic()
@@ -214,7 +211,7 @@ class StateService:
 
     def _build(
         self, dataset_id: str, run_name: str, tomogram_id: str | None, data_url: str
-    ) -> CachedState:
+    ) -> EncodedState:
         from ngstate import NotFoundError, build_state
 
         try:
@@ -225,7 +222,7 @@ class StateService:
             raise UnknownItem(str(exc)) from exc
         text = json.dumps(built.state, separators=(",", ":"))
         filename = f"{dataset_id}_{run_name}_{built.tomogram_id}_neuroglancer_state.json"
-        return CachedState(
+        return EncodedState(
             built=built,
             body=text.encode(),
             fragment=urllib.parse.quote(text, safe=FRAGMENT_SAFE),

@@ -141,6 +141,26 @@ def load_config(
     )
 
 
+def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """``config`` with command-line overrides (``{"server.port": 9000}``; None = not given),
+    validated as :func:`load_config` validates them, and applied last, so they win over the
+    file and the environment."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return config
+    raw = {f.name: _raw(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    raw.pop("source")
+    for key, value in given.items():
+        _set_dotted(raw, key, value, "command-line override")
+    return _build(Config, raw, "", config.source).replace(source=config.source)
+
+
+def _raw(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _raw(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
 def _resolve(path: Path, base: Path) -> Path:
     path = path.expanduser()
     return path if path.is_absolute() else (base / path).resolve()

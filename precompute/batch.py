@@ -1,4 +1,4 @@
-"""``cryoet-ng precompute``: every unit of work of a data tree, resumable and in parallel.
+"""Batch precompute: every unit of work of a data tree, resumable and in parallel.
 
 One code path for every scale: jobs run on Dask workers, on a ``LocalCluster`` with one
 single-threaded worker process per core by default, or on an existing cluster when
@@ -11,14 +11,11 @@ so re-runs are cheap and a killed run resumes where it stopped. Before any job s
 ``.tmp-*`` leftovers of killed writers are removed from every output folder the batch will
 write into; only one batch may write to an output root at a time.
 
-Exit status: 0 when every job is done or skipped and every input's metadata was readable
-(a catalogue warning means an input was skipped, so it fails the batch too); 1 otherwise;
-2 when the output root cannot be used.
+``cryoet-ng precompute`` (:mod:`precompute.commands`) runs :func:`run_batch`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import logging
@@ -36,8 +33,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from cryoet_ng.atomic import remove_stale_temporaries
 from cryoet_ng.catalogue import VOLUME_SHAPES, Catalogue
 from cryoet_ng.config import Config
-from precompute import storage
 from precompute.jobs import Job, TomogramJob, discover
+from precompute.output_roots import OutputRoot
 from precompute.report import BatchReport
 from precompute.runner import Outcome, execute, output_of
 
@@ -66,30 +63,7 @@ class Plan:
         return f"dask local cluster ({self.workers} workers)"
 
 
-def main(args: argparse.Namespace, config: Config) -> int:
-    """Entry point of ``cryoet-ng precompute``; 0 only when nothing failed."""
-    workers = args.workers or config.precompute.workers or os.cpu_count() or 1
-    plan = Plan(
-        workers=max(1, workers),
-        scheduler=args.scheduler,
-        force=args.force,
-        datasets=tuple(args.datasets or ()),
-        runs=tuple(args.runs or ()),
-    )
-    try:
-        with storage.output_root(args.out, config.out_root) as out:
-            report = run_batch(args.data_root, out, config, plan)
-    except storage.StorageError as exc:
-        print(f"cryoet-ng precompute: {exc}", file=sys.stderr)
-        return 2
-    print(report.table())
-    if args.report is not None:
-        report.write(args.report)
-        log.info("report written to %s", args.report)
-    return 0 if report.ok else 1
-
-
-def run_batch(data_root: Path, out: storage.OutputRoot, config: Config, plan: Plan) -> BatchReport:
+def run_batch(data_root: Path, out: OutputRoot, config: Config, plan: Plan) -> BatchReport:
     """Scan the tree, clean leftovers, run every job and collect the outcomes."""
     start = time.perf_counter()
     catalogue = Catalogue.scan(data_root, list(plan.datasets) or None)
@@ -119,7 +93,7 @@ def run_batch(data_root: Path, out: storage.OutputRoot, config: Config, plan: Pl
     return report
 
 
-def _publish(out: storage.OutputRoot, job: Job, outcome: Outcome) -> Outcome:
+def _publish(out: OutputRoot, job: Job, outcome: Outcome) -> Outcome:
     """Publish a finished output; an upload error fails the job instead of the batch."""
     try:
         out.publish(job)

@@ -18,7 +18,6 @@ Every problem is printed as ``path: reason``; the exit status is 1 if there was 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -30,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from cryoet_ng.atomic import TMP_PREFIX
-from cryoet_ng.config import Config
 from cryoet_ng.summaries import SUMMARY_SUFFIX, Summary, summary_path
 
 log = logging.getLogger(__name__)
@@ -53,19 +51,6 @@ class Problem:
 
 class Invalid(Exception):
     """One check failed; the message is the reason."""
-
-
-def main(args: argparse.Namespace, config: Config) -> int:
-    """Entry point of ``cryoet-ng validate``: 0 when every output reads back correctly."""
-    root = Path(args.out_root).expanduser()
-    if "://" in args.out_root:
-        print(f"cryoet-ng validate: {args.out_root}: only local output roots can be validated")
-        return 2
-    checked, problems = validate_tree(root)
-    for problem in problems:
-        print(problem)
-    print(f"{checked} outputs checked under {root}, {len(problems)} problems")
-    return 1 if problems else 0
 
 
 def validate_tree(root: Path) -> tuple[int, list[Problem]]:

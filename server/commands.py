@@ -1,9 +1,8 @@
 """``cryoet-ng serve``: run the service on werkzeug's development server.
 
-For production use gunicorn with threaded workers (the client's event stream holds a
-connection open for up to 25 s, which would block a sync worker)::
+For production use gunicorn with threaded workers (see :mod:`server.gunicorn_conf`)::
 
-    CRYOET_NG_CONFIG=configs/default.yaml \\
+    CRYOET_NG_CONFIG=/etc/cryoet-ng.yaml \\
         gunicorn -c python:server.gunicorn_conf --bind 0.0.0.0:8000 server.wsgi:app
 """
 
@@ -12,15 +11,40 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
-from cryoet_ng.catalogue import Catalogue
-from cryoet_ng.config import Config
+from cryoet_ng.commands import Command, parse_options
+from cryoet_ng.config import Config, with_overrides
 
 log = logging.getLogger(__name__)
 
 
-def main(args: argparse.Namespace, config: Config) -> int:
-    """Serve until interrupted; ``--data-root/--host/--port`` are already in ``config``."""
+@dataclass(frozen=True)
+class ServeOptions:
+    data_root: Path | None  # None: the configured data root
+    host: str | None
+    port: int | None
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-root", type=Path, help="data tree (overrides the configuration)")
+    parser.add_argument("--host", help="listen address")
+    parser.add_argument("--port", type=int, help="listen port")
+
+
+def run_serve(args: argparse.Namespace, config: Config) -> int:
+    """Serve until interrupted."""
+    options = parse_options(ServeOptions, args)
+    config = with_overrides(
+        config,
+        {
+            "data_root": None if options.data_root is None else str(options.data_root.resolve()),
+            "server.host": options.host,
+            "server.port": options.port,
+        },
+    )
+    from cryoet_ng.catalogue import Catalogue
     from server.app import create_app
 
     app = create_app(config)
@@ -35,3 +59,13 @@ def main(args: argparse.Namespace, config: Config) -> int:
     sys.stdout.flush()
     app.run(host=host, port=port, threaded=True, use_reloader=False)
     return 0
+
+
+COMMANDS = (
+    Command(
+        "serve",
+        "run the View Tomogram service (development server)",
+        add_serve_arguments,
+        run_serve,
+    ),
+)

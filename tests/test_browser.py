@@ -85,7 +85,7 @@ def artifacts(request: pytest.FixtureRequest) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def data_root(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the session's sample tree, precomputed by the real CLI."""
-    from cryoet_ng import cli
+    import cryoet_ng_cli as cli
 
     root = tmp_path_factory.mktemp("browser") / "data"
     shutil.copytree(sample_root, root)

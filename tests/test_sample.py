@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorstore as ts
 
-from cryoet_ng import cli
+import cryoet_ng_cli as cli
 from cryoet_ng.sample import SampleManifest, generate
 from cryoet_ng.sample.spec import AnnotationRecord
 

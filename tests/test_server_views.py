@@ -268,10 +268,13 @@ def test_new_run_is_found_and_unknown_runs_do_not_rescan(
 def test_cli_main_runs_the_app_on_the_configured_address(
     source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server import commands as cli
+    import argparse
+
+    from server.commands import run_serve
 
     seen = {}
     monkeypatch.setattr(Flask, "run", lambda self, **kw: seen.update(kw))
     config = make_config(make_tree(source, tmp_path / "tree"), str(tmp_path / "s"), port=9123)
-    assert cli.main(None, config) == 0  # type: ignore[arg-type]
+    no_flags = argparse.Namespace(data_root=None, host=None, port=None)
+    assert run_serve(no_flags, config) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 9123 and seen["threaded"]

@@ -111,7 +111,7 @@ class StagedRoot:
 
 
 @contextlib.contextmanager
-def output_root(out: str | None, default: Path) -> Iterator[OutputRoot]:
+def open_output_root(out: str | None, default: Path) -> Iterator[OutputRoot]:
     """The output root named by ``--out`` (default: the configured root)."""
     if out is None:
         yield LocalRoot(default.resolve())

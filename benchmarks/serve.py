@@ -35,7 +35,7 @@ from pathlib import Path
 import psutil
 
 from cryoet_ng.catalogue import Catalogue
-from cryoet_ng.layout import annotation_output
+from cryoet_ng.layout import Layout
 from cryoet_ng.sample.generate import generate
 
 BENCH_RUN = "TS_BENCH"
@@ -89,7 +89,7 @@ def precompute_or_placeholders(root: Path) -> str:
     placeholders = 0
     for annotation in run.annotations:
         for file in annotation.files:
-            output = annotation_output(root, run, annotation, file.shape)
+            output = Layout(root).annotation_output(run, annotation, file.shape)
             if file.is_precomputable and not output.is_dir():
                 output.mkdir(parents=True)
                 (output / "info").write_text('{"@type": "neuroglancer_annotations_v1"}')

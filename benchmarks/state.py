@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from cryoet_ng import layout
 from cryoet_ng.catalogue import Catalogue, annotation_stem, voxel_spacing_dirname
 from cryoet_ng.config import LayerStyle, SelectionConfig
+from cryoet_ng.layout import Layout
 from cryoet_ng.summaries import Grid, Occupancy, Summary
-from ngstate import StateOptions, build_state, cache
+from ngstate import StateOptions, build_state
+from ngstate.summary_reader import SummaryReader
 
 SPACING, SIZE = 13.48, (960, 928, 500)
 URL = "http://127.0.0.1:8000/data"
@@ -65,7 +66,7 @@ def make_tree(root: Path, n: int = 20) -> None:
     assert run is not None
     for annotation in run.annotations:
         shape = annotation.files[0].shape
-        out = layout.annotation_output(root, run, annotation, shape)
+        out = Layout(root).annotation_output(run, annotation, shape)
         out.mkdir(parents=True)
         if shape == "Point":
             xyz = rng.uniform(0, 1, (500, 3)) * np.asarray(extent)
@@ -76,10 +77,10 @@ def make_tree(root: Path, n: int = 20) -> None:
             summary = Summary(
                 "segmentation", 1000, None, Occupancy(grid, "fraction", values), {1: 1000}
             )
-        summary.write(layout.annotation_summary(root, run, annotation, shape))
+        summary.write(Layout(root).annotation_summary(run, annotation, shape))
     tomogram = run.tomograms[0]
     stats = {"contrast_2d": [-1.0, 1.0], "contrast_3d": [0.0, 2.0]}
-    Summary("tomogram", extra={"stats": stats}).write(layout.tomogram_summary(root, run, tomogram))
+    Summary("tomogram", extra={"stats": stats}).write(Layout(root).tomogram_summary(run, tomogram))
 
 
 def baseline(catalogue: Catalogue, root: Path) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def baseline(catalogue: Catalogue, root: Path) -> dict[str, Any]:
     ]
     for annotation in run.annotations_for(tomogram):
         for f in annotation.files:
-            out = layout.annotation_output(root, run, annotation, f.shape)
+            out = Layout(root).annotation_output(run, annotation, f.shape)
             url = f"precomputed://{URL}/{out.relative_to(root).as_posix()}"
             kind = "annotation" if f.shape == "Point" else "segmentation"
             layers.append(
@@ -128,17 +129,17 @@ def main() -> None:
         catalogue = Catalogue.scan(root)
         built = build_state(catalogue, "10000", "TS_026", None, options)
         assert len(built.state["layers"]) == 21, len(built.state["layers"])
+        reader = SummaryReader()  # kept across builds, as the server keeps its own
         warm = median_ms(
-            lambda: build_state(catalogue, "10000", "TS_026", None, options), args.repeat
+            lambda: build_state(catalogue, "10000", "TS_026", None, options, reader), args.repeat
         )
         uncached = median_ms(
-            lambda: (cache.clear(), build_state(catalogue, "10000", "TS_026", None, options)),
+            lambda: build_state(catalogue, "10000", "TS_026", None, options, SummaryReader()),
             args.repeat,
         )
         cold = median_ms(
-            lambda: (
-                cache.clear(),
-                build_state(Catalogue.scan(root), "10000", "TS_026", None, options),
+            lambda: build_state(
+                Catalogue.scan(root), "10000", "TS_026", None, options, SummaryReader()
             ),
             args.repeat,
         )

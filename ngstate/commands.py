@@ -106,17 +106,19 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 def run_export(args: argparse.Namespace, config: Config) -> int:
     options = parse_options(ExportOptions, args)
     config = _roots(config, options.data_root, options.out)
-    from cryoet_ng import atomic, layout
+    from cryoet_ng import atomic
     from cryoet_ng.catalogue import Catalogue
+    from cryoet_ng.layout import Layout
     from ngstate.api import StateOptions, build_state
 
     state_options = StateOptions.from_config(config)
+    layout = Layout(config.out_root)
     catalogue = Catalogue.scan(config.data_root)
     written = 0
     for run in catalogue.runs():
         for tomogram in sorted(run.tomograms, key=lambda t: t.id):
             built = build_state(catalogue, run.dataset_id, run.name, tomogram.id, state_options)
-            path = layout.state_file(config.out_root, run, tomogram)
+            path = layout.state_file(run, tomogram)
             atomic.write_json(path, built.state)
             written += 1
             visible = sum(d.visible for d in built.decisions)

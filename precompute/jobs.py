@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryoet_ng import layout
 from cryoet_ng.catalogue import (
     POINT_SHAPES,
     VOLUME_SHAPES,
@@ -22,7 +21,7 @@ from cryoet_ng.catalogue import (
     Run,
     Tomogram,
 )
-from cryoet_ng.summaries import summary_path
+from cryoet_ng.layout import Layout, summary_path
 
 ANGSTROM = 1e-10
 
@@ -87,7 +86,7 @@ def run_jobs(run: Run, out_root: Path) -> Iterator[Job]:
         if tomogram.omezarr_path is not None:
             yield TomogramJob(
                 source=tomogram.omezarr_path,
-                summary=layout.tomogram_summary(out_root, run, tomogram),
+                summary=Layout(out_root).tomogram_summary(run, tomogram),
                 tomogram_id=tomogram.id,
                 voxel_spacing=tomogram.voxel_spacing,
                 mrc=tomogram.mrc_path,
@@ -100,7 +99,7 @@ def run_jobs(run: Run, out_root: Path) -> Iterator[Job]:
             yield AnnotationJob(
                 source=source,
                 shape=shape,
-                output=layout.annotation_output(out_root, run, annotation, shape),
+                output=Layout(out_root).annotation_output(run, annotation, shape),
                 annotation_id=annotation.id,
                 object_name=annotation.object_name,
                 voxel_spacing=annotation.voxel_spacing,

@@ -16,7 +16,7 @@ import pytest
 
 from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.config import Config, ServerConfig
-from cryoet_ng.layout import annotation_output
+from cryoet_ng.layout import Layout
 
 DATASET, RUN = "10000", "TS_026"
 SHARD_BYTES = bytes(range(256)) * 8
@@ -37,7 +37,7 @@ def make_tree(source: Path, dest: Path) -> Path:
         for file in annotation.files:
             if not file.is_precomputable:
                 continue
-            output = annotation_output(dest, run, annotation, file.shape)
+            output = Layout(dest).annotation_output(run, annotation, file.shape)
             if output.exists():
                 continue
             (output / "spatial0").mkdir(parents=True)

@@ -526,7 +526,9 @@ def test_binned_mask_lands_on_the_full_resolution_structure(
     run, tomogram, annotation, file = found[0]
     ratio = annotation.voxel_spacing / tomogram.voxel_spacing
     view = opened[(run.dataset_id, run.name)]
-    folder = annotation.precompute_dirname(file.shape)
+    from cryoet_ng.layout import output_name
+
+    folder = output_name(annotation, file.shape)
     name = next(x["name"] for x in layer_specs(view.served_state) if folder in source_url(x))
     image = next(x["name"] for x in layer_specs(view.served_state) if x["type"] == "image")
 

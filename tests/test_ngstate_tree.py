@@ -14,9 +14,9 @@ from typing import Any
 import neuroglancer
 import numpy as np
 
-from cryoet_ng import layout
 from cryoet_ng.catalogue import Catalogue, annotation_stem, voxel_spacing_dirname
 from cryoet_ng.config import LayerStyle, SelectionConfig
+from cryoet_ng.layout import Layout
 from cryoet_ng.summaries import Grid, Occupancy, Summary
 from ngstate import StateOptions
 
@@ -125,12 +125,12 @@ class Tree:
         tomogram = run.tomograms[0]
         if self.stats is not None:
             Summary("tomogram", extra={"stats": self.stats}).write(
-                layout.tomogram_summary(self.out, run, tomogram)
+                Layout(self.out).tomogram_summary(run, tomogram)
             )
         for a in self.annotations:
             spacing = a.spacing or self.spacing
             annotation = run.spacing_dir(spacing).annotations[a.id]  # type: ignore[union-attr]
-            output = layout.annotation_output(self.out, run, annotation, a.shape)
+            output = Layout(self.out).annotation_output(run, annotation, a.shape)
             if not a.output:
                 continue
             output.mkdir(parents=True, exist_ok=True)
@@ -143,7 +143,7 @@ class Tree:
                 )
                 (output / "info").write_text(json.dumps({"properties": props}))
             if a.summary is not None:
-                a.summary.write(layout.annotation_summary(self.out, run, annotation, a.shape))
+                a.summary.write(Layout(self.out).annotation_summary(run, annotation, a.shape))
         return catalogue
 
     def _write_annotation(self, run_dir: Path, a: Ann) -> None:

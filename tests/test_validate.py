@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cryoet_ng.summaries import summary_path
+from cryoet_ng.layout import summary_path
 from cryoet_ng_cli import main as cli
 
 for _module in ("precompute.points", "precompute.segmentation", "precompute.tomogram"):

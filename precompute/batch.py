@@ -31,12 +31,14 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cryoet_ng.atomic import remove_stale_temporaries
-from cryoet_ng.catalogue import VOLUME_SHAPES, Catalogue
+from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.config import Config
-from precompute.jobs import Job, TomogramJob, discover
+from precompute.errors import Failure
+from precompute.job_types import REGISTRY
+from precompute.jobs import Job
 from precompute.output_roots import OutputRoot
 from precompute.report import BatchReport
-from precompute.runner import Outcome, execute, output_of
+from precompute.runner import Outcome, execute
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +69,10 @@ def run_batch(data_root: Path, out: OutputRoot, config: Config, plan: Plan) -> B
     """Scan the tree, clean leftovers, run every job and collect the outcomes."""
     start = time.perf_counter()
     catalogue = Catalogue.scan(data_root, list(plan.datasets) or None)
-    jobs = list(discover(catalogue, out.local, list(plan.runs) or None))
+    jobs = REGISTRY.jobs(catalogue, out.local, plan.runs)
     report = BatchReport(str(catalogue.root), out.url, plan.describe(), list(catalogue.warnings))
     out.prepare(jobs, force=plan.force)
-    removed = sum(remove_stale_temporaries(f) for f in {output_of(j).parent for j in jobs})
+    removed = sum(remove_stale_temporaries(f) for f in {j.summary.parent for j in jobs})
     if removed:
         log.info("removed %d stale temporary entries of an interrupted run", removed)
     log.info("%d jobs from %s, running %s", len(jobs), catalogue.root, plan.describe())
@@ -80,7 +82,7 @@ def run_batch(data_root: Path, out: OutputRoot, config: Config, plan: Plan) -> B
                 outcome = _publish(out, job, outcome)
             report.add(outcome)
             if outcome.status == "failed" and outcome.error is not None:
-                log.error("failed %s: %s", outcome.job, _where(outcome.error))
+                log.error("failed %s: %s", outcome.job, outcome.error)
             counts = report.counts
             bar.set_postfix(
                 done=counts["done"],
@@ -98,7 +100,7 @@ def _publish(out: OutputRoot, job: Job, outcome: Outcome) -> Outcome:
     try:
         out.publish(job)
     except Exception as exc:
-        error = {"file": str(job.source), "line": None, "message": f"publishing failed: {exc}"}
+        error = Failure(str(job.source), f"publishing failed: {exc}")
         return dataclasses.replace(outcome, status="failed", error=error)
     return outcome
 
@@ -109,19 +111,6 @@ def _worker_environ() -> dict[str, object]:
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     return environ
-
-
-def _priority(job: Job) -> int:
-    """Start the usually long jobs first (masks: meshes and pyramids, then tomograms), so
-    that a short job, not a long one, is the last to run (longest-first scheduling)."""
-    if isinstance(job, TomogramJob):
-        return 1
-    return 2 if job.shape in VOLUME_SHAPES else 0
-
-
-def _where(error: dict[str, object]) -> str:
-    line = f":{error['line']}" if error.get("line") is not None else ""
-    return f"{error.get('file')}{line}: {error.get('message')}"
 
 
 @contextlib.contextmanager
@@ -175,7 +164,9 @@ def _outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tuple[Job
                 config,
                 plan.force,
                 key=f"precompute-{batch_id}-{i}",
-                priority=_priority(job),
+                # Longest-first: each job type's priority (masks, then tomograms, then
+                # points), so that a short job, not a long one, is the last to run.
+                priority=job.priority,
             ): job
             for i, job in enumerate(jobs)
         }
@@ -184,7 +175,7 @@ def _outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tuple[Job
             try:
                 outcome = future.result()
             except Exception as exc:  # the worker died or the scheduler lost the task
-                error = {"file": str(job.source), "line": None, "message": f"worker lost: {exc}"}
-                outcome = Outcome(job.name, "failed", 0.0, str(output_of(job)), error)
+                error = Failure(str(job.source), f"worker lost: {exc}")
+                outcome = Outcome(job.name, "failed", 0.0, str(job.target), error)
             yield job, outcome
             future.release()

@@ -2,7 +2,8 @@
 
 :func:`convert` reads and validates the ndjson file, encodes the annotations, builds the
 multi-level spatial index and writes ``info``, ``by_id/``, ``spatial<i>/`` and (instances)
-``rel_instance/`` into a temporary directory that is renamed into place, then the summary.
+``rel_instance/`` into a temporary directory that is renamed into place, and returns the
+summary (the runner writes it).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Written:
 
 
 def convert(job: AnnotationJob, options: PrecomputeConfig, style: LayerStyle) -> Summary:
-    """Convert one point-like ndjson file into ``job.output``; write and return its summary."""
+    """Convert one point-like ndjson file into ``job.output``; return its summary."""
     records = read_records(job.source, job.shape, options, job.volume_size_xyz)
     scale = job.voxel_spacing * ANGSTROM
     # The seed and the summary's statistics are independent of the layer: compute them on the
@@ -58,7 +59,6 @@ def convert(job: AnnotationJob, options: PrecomputeConfig, style: LayerStyle) ->
         levels=len(written.levels),
         files=written.files,
     )
-    summary.write(job.summary)
     return summary
 
 

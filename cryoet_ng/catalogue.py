@@ -1,7 +1,8 @@
 """Read a portal-layout data tree: datasets, runs, voxel spacings, tomograms, annotations.
 
-This is the one place that knows the portal's folder layout (see
-shared/portal-data-format.md). Both layouts are read: the current
+This is the one place that knows the portal's input layout (as the portal's ingestion,
+chanzuckerberg/cryoet-data-portal-backend ``ingestion_tools``, writes it; outputs:
+:mod:`cryoet_ng.layout`). Both layouts are read: the current
 ``<run>/Reconstructions/VoxelSpacing<vs>/{Tomograms/<id>,Annotations/<id>}`` and,
 read-only, the older ``<run>/Tomograms/VoxelSpacing<vs>/{CanonicalTomogram,Annotations}``.
 

@@ -19,7 +19,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -39,7 +39,7 @@ class ConfigError(ValueError):
 
 def _doc(default: T, doc: str) -> T:
     """A field's default with its documentation (written into the generated default.yaml)."""
-    return cast(T, field(default=default, metadata={"doc": doc}))
+    return field(default=default, metadata={"doc": doc})
 
 
 @dataclass(frozen=True)

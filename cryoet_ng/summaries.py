@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cryoet_ng import atomic
+from cryoet_ng.vectors import triple
 
 FORMAT = "cryoet-ng-summary/1"
 GRID_CELLS = 16
@@ -54,8 +55,8 @@ class Grid:
         """Cubic cells over [0, extent) with ``cells`` along the longest axis."""
         longest = max(max(extent_m), 1e-12)
         size = longest / cells
-        shape = tuple(max(1, int(np.ceil(e / size - 1e-9))) for e in extent_m)
-        return cls((0.0, 0.0, 0.0), size, shape)  # type: ignore[arg-type]
+        shape = triple(max(1, int(np.ceil(e / size - 1e-9))) for e in extent_m)
+        return cls((0.0, 0.0, 0.0), size, shape)
 
     def cell_of(self, xyz_m: np.ndarray) -> np.ndarray:
         """Flat cell index (x fastest) of each row of an (n, 3) array, clipped to the grid."""

@@ -27,6 +27,7 @@ from cryoet_ng.catalogue import Annotation, Catalogue, Run, Tomogram
 from cryoet_ng.config import Config
 from cryoet_ng.layout import Layout, summary_path
 from cryoet_ng.summaries import Summary
+from cryoet_ng.vectors import triple
 
 ANGSTROM = 1e-10
 # The input name of job types that read a tomogram rather than an annotation file.
@@ -264,15 +265,13 @@ def _size_at(tomogram: Tomogram | None, spacing: float) -> tuple[int, int, int] 
     if tomogram is None or tomogram.size_xyz is None:
         return None
     ratio = tomogram.voxel_spacing / spacing
-    x, y, z = (math.ceil(n * ratio - 1e-6) for n in tomogram.size_xyz)
-    return x, y, z
+    return triple(math.ceil(n * ratio - 1e-6) for n in tomogram.size_xyz)
 
 
 def _extent(tomogram: Tomogram | None) -> tuple[float, float, float] | None:
     if tomogram is None or tomogram.size_xyz is None:
         return None
-    x, y, z = (n * tomogram.voxel_spacing * ANGSTROM for n in tomogram.size_xyz)
-    return x, y, z
+    return triple(n * tomogram.voxel_spacing * ANGSTROM for n in tomogram.size_xyz)
 
 
 def _diameter(annotation: Annotation) -> float | None:

@@ -1,5 +1,5 @@
 """The synthetic sample tree, read back with readers we did not write (tensorstore, mrcfile,
-json) and checked against the portal spec (shared/portal-data-format.md sections 1-4)."""
+json) and checked against the portal's layout and metadata rules."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A synthetic but realistic portal-layout data tree.
 
 Deterministic for a seed (byte-identical files). See :mod:`cryoet_ng.sample.generate`
-for what is written and the spec in shared/portal-data-format.md sections 1-4.
+for what is written, and :mod:`cryoet_ng.catalogue` for the portal layout it follows.
 """
 
 from __future__ import annotations

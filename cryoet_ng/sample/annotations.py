@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,9 @@ _ORIENTED = (
     '{"type": "orientedPoint", "location": {"x": %.2f, "y": %.2f, "z": %.2f}, '
     '"xyz_rotation_matrix": [[%.6f, %.6f, %.6f], [%.6f, %.6f, %.6f], [%.6f, %.6f, %.6f]]}\n'
 )
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,16 +63,16 @@ class Source:
     def object_count(self) -> int:
         """Portal rule: records, distinct instances, distinct labels, or 0 for semantic masks."""
         if self.shape == "InstanceSegmentation":
-            return len(np.unique(self.instance_ids))
+            return len(np.unique(self._needs(self.instance_ids, "instance_ids")))
         if self.shape == "InstanceSegmentationMask":
             return len(self.labels())
         if self.shape == "SegmentationMask":
             return 0
-        return len(self.points)
+        return len(self._needs(self.points, "points"))
 
     def labels(self) -> list[int]:
         """Non-zero labels of an instance mask's level 0 (sorting only the labelled voxels)."""
-        level0 = self.pyramid.levels[0]
+        level0 = self._needs(self.pyramid, "pyramid").levels[0]
         return [int(v) for v in np.unique(level0[level0 != 0])]
 
     def ndjson(self) -> bytes:
@@ -78,12 +81,19 @@ class Source:
         if self.shape == "Point":
             fmt, values = _POINT, pts
         elif self.shape == "OrientedPoint":
-            fmt, values = _ORIENTED, np.hstack([pts, self.rotations.reshape(len(pts), 9)])
+            rotations = self._needs(self.rotations, "rotations").reshape(len(pts), 9)
+            fmt, values = _ORIENTED, np.hstack([pts, rotations])
         elif self.shape == "InstanceSegmentation":
-            fmt, values = _INSTANCE, np.hstack([pts, self.instance_ids[:, None]])
+            instances = self._needs(self.instance_ids, "instance_ids")
+            fmt, values = _INSTANCE, np.hstack([pts, instances[:, None]])
         else:
             raise ValueError(f"{self.shape} is not a point shape")
         return ((fmt * len(values)) % tuple(values.ravel().tolist())).encode()
+
+    def _needs(self, value: T | None, name: str) -> T:
+        if value is None:
+            raise ValueError(f"a {self.shape} source needs {name}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,7 @@ def write_annotation(target: Target, spec: AnnotationSpec) -> AnnotationRecord:
         base = f"{target.folder}/{stem}_{source.shape.lower()}"
         flag = source.is_visualization_default
         if source.pyramid is None:
-            _check_bounds(source.points, target.size_xyz, base)
+            _check_bounds(source._needs(source.points, "points"), target.size_xyz, base)
             write_bytes(target.root / f"{base}.ndjson", source.ndjson())
             files.append(FileRecord(source.shape, "ndjson", f"{base}.ndjson", flag))
             continue

@@ -43,6 +43,7 @@ from cryoet_ng.sample.volume import (
     free_points,
     render_structures,
 )
+from cryoet_ng.vectors import triple
 
 MANIFEST_NAME = "sample-manifest.json"  # also marks a folder as ours to overwrite
 TOMOGRAM_ID = "100"
@@ -95,7 +96,9 @@ def generate(out_dir: Path, seed: int = 0, size: SizeName = "test") -> SampleMan
     return manifest
 
 
-def _crowd(scene: Scene, structures: np.ndarray, count: int, rng: np.random.Generator):
+def _crowd(
+    scene: Scene, structures: np.ndarray, count: int, rng: np.random.Generator
+) -> np.ndarray:
     """``count`` whole-voxel points in free cytoplasm, on a jittered grid (>= 2 apart)."""
     if count == 0:
         return np.zeros((0, 3))
@@ -164,11 +167,10 @@ def _write_run(
     zarr_rel = f"{tomo_rel}/{plan.name}.zarr"
     write_omezarr(root / zarr_rel, Pyramid.build(volume, VOXEL_SPACING, downsample_mean))
     # A float32 MRC twin is as big as the raw volume: at demo size only the first run has one.
-    mrc_rel: str | None = f"{tomo_rel}/{plan.name}.mrc"
-    if spec.name == "test" or plan is RUNS[0]:
+    with_mrc = spec.name == "test" or plan is RUNS[0]
+    mrc_rel = f"{tomo_rel}/{plan.name}.mrc" if with_mrc else None
+    if mrc_rel is not None:
         write_mrc(root / mrc_rel, volume, VOXEL_SPACING, "cryoet-ng sample tomogram")
-    else:
-        mrc_rel = None
     snapshot, thumbnail = _key_photos(volume)
     images_rel = f"{vs_rel}/Images/{TOMOGRAM_ID}"
     write_bytes(root / images_rel / "key-photo-snapshot.png", snapshot)
@@ -228,7 +230,7 @@ def _write_run(
         binned = replace(
             target,
             voxel_spacing=BINNED_SPACING,
-            size_xyz=tuple(-(-n // 2) for n in size_xyz),  # = zarr level 1 of the tomogram
+            size_xyz=triple(-(-n // 2) for n in size_xyz),  # = zarr level 1 of the tomogram
         )
         for offset, ann in enumerate(binned_annotations(scene)):
             folder = f"{binned_rel}/Annotations/{100 + offset}"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from server_support import DATASET, RUN, make_config, make_tree, sample_source
+from server_support import DATASET, RUN, make_config, make_tree
 
 from cryoet_ng.summaries import Summary
 from ngstate.summary_reader import SummaryReader
@@ -87,10 +87,10 @@ def test_reader_sees_a_rewritten_summary(tmp_path: Path) -> None:
     assert reader.summary(path).count == 2  # type: ignore[union-attr]
 
 
-def test_state_service_under_threads(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_state_service_under_threads(sample_root: Path, tmp_path: Path) -> None:
     """Many threads, two tomograms, three data URLs and room for two states: every answer
     equals the one a single thread gets, and no thread fails."""
-    root = make_tree(sample_source(request), tmp_path / "tree")
+    root = make_tree(sample_root, tmp_path / "tree")
     config = make_config(root, str(tmp_path / "states"))
     keys = [
         (DATASET, RUN, tomogram, f"http://host{n}/data")

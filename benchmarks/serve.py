@@ -80,7 +80,7 @@ def build_tree(root: Path) -> None:
 
 def precompute_or_placeholders(root: Path) -> str:
     """Run the precompute for TS_BENCH; stand in placeholder outputs for what it did not make."""
-    command = [sys.executable, "-m", "cryoet_ng.cli", "precompute", str(root)]
+    command = [sys.executable, "-m", "cryoet_ng_cli", "precompute", str(root)]
     command += ["--datasets", "10000", "--runs", BENCH_RUN]
     done = subprocess.run(command, capture_output=True, timeout=600, check=False)
     run = Catalogue.scan(root, ["10000"]).run("10000", BENCH_RUN)

@@ -22,14 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from cryoet_ng import layout
 from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.config import LayerStyle, SelectionConfig
+from cryoet_ng.layout import Layout
 from cryoet_ng.sample.annotations import AnnotationObject, Source, annotation_spec
 from cryoet_ng.sample.builder import TreeBuilder
 from cryoet_ng.sample.outputs import annotation_info, write_output, write_tomogram_stats
 from cryoet_ng.summaries import Grid, Occupancy, Summary
-from ngstate import StateOptions, build_state, cache
+from ngstate import StateOptions, build_state
+from ngstate.summary_reader import SummaryReader
 
 SPACING, SIZE = 13.48, (960, 928, 500)
 URL = "http://127.0.0.1:8000/data"
@@ -81,7 +82,7 @@ def baseline(catalogue: Catalogue, root: Path) -> dict[str, Any]:
     ]
     for annotation in run.annotations_for(tomogram):
         for f in annotation.files:
-            out = layout.annotation_output(root, run, annotation, f.shape)
+            out = Layout(root).annotation_output(run, annotation, f.shape)
             url = f"precomputed://{URL}/{out.relative_to(root).as_posix()}"
             kind = "annotation" if f.shape == "Point" else "segmentation"
             layers.append(
@@ -117,17 +118,17 @@ def main() -> None:
         catalogue = Catalogue.scan(root)
         built = build_state(catalogue, "10000", "TS_026", None, options)
         assert len(built.state["layers"]) == 21, len(built.state["layers"])
+        reader = SummaryReader()  # kept across builds, as the server keeps its own
         warm = median_ms(
-            lambda: build_state(catalogue, "10000", "TS_026", None, options), args.repeat
+            lambda: build_state(catalogue, "10000", "TS_026", None, options, reader), args.repeat
         )
         uncached = median_ms(
-            lambda: (cache.clear(), build_state(catalogue, "10000", "TS_026", None, options)),
+            lambda: build_state(catalogue, "10000", "TS_026", None, options, SummaryReader()),
             args.repeat,
         )
         cold = median_ms(
-            lambda: (
-                cache.clear(),
-                build_state(Catalogue.scan(root), "10000", "TS_026", None, options),
+            lambda: build_state(
+                Catalogue.scan(root), "10000", "TS_026", None, options, SummaryReader()
             ),
             args.repeat,
         )

@@ -1,7 +1,8 @@
 """Read a portal-layout data tree: datasets, runs, voxel spacings, tomograms, annotations.
 
-This is the one place that knows the portal's folder layout (see
-shared/portal-data-format.md). Both layouts are read: the current
+This is the one place that knows the portal's input layout (as the portal's ingestion,
+chanzuckerberg/cryoet-data-portal-backend ``ingestion_tools``, writes it; outputs:
+:mod:`cryoet_ng.layout`). Both layouts are read: the current
 ``<run>/Reconstructions/VoxelSpacing<vs>/{Tomograms/<id>,Annotations/<id>}`` and,
 read-only, the older ``<run>/Tomograms/VoxelSpacing<vs>/{CanonicalTomogram,Annotations}``.
 
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 POINT_SHAPES = ("Point", "OrientedPoint", "InstanceSegmentation")
 VOLUME_SHAPES = ("SegmentationMask", "InstanceSegmentationMask")
-MESH_SHAPES = ("TriangularMesh",)
 # Shapes the precompute turns into Neuroglancer data, with the file format it reads.
 PRECOMPUTED_FORMATS = {
     "Point": "ndjson",
@@ -107,10 +107,6 @@ class Annotation:
         return (self.metadata.get("annotation_object") or {}).get("id")
 
     @property
-    def object_description(self) -> str | None:
-        return (self.metadata.get("annotation_object") or {}).get("description")
-
-    @property
     def method_type(self) -> str:
         return str(self.metadata.get("method_type", "")).lower()
 
@@ -132,10 +128,6 @@ class Annotation:
     @property
     def alignment_metadata_path(self) -> str | None:
         return self.metadata.get("alignment_metadata_path")
-
-    def precompute_dirname(self, shape: str) -> str:
-        """``<id>-<slug>-<version>_<shape lowercased>``: the portal's output folder name."""
-        return f"{self.id}-{self.stem}_{shape.lower()}"
 
 
 @dataclass(frozen=True)
@@ -172,10 +164,6 @@ class VoxelSpacingDir:
     annotations: dict[str, Annotation] = field(default_factory=dict)
     legacy: bool = False
 
-    @property
-    def precompute_dir(self) -> Path:
-        return self.path / "NeuroglancerPrecompute"
-
 
 @dataclass
 class Run:
@@ -210,6 +198,22 @@ class Run:
         if link is not None:
             annotations = [a for a in annotations if a.alignment_metadata_path in (None, link)]
         return sorted(annotations, key=lambda a: (a.voxel_spacing, _num(a.id)))
+
+    def scanned_paths(self) -> list[Path]:
+        """The folders and metadata files a scan of this run reads: while none of them
+        changes (a folder changes when an entry is added, removed or renamed in it), a new
+        scan finds the same run. Paths that do not exist are included: their creation counts."""
+        paths = [
+            self.path,
+            self.path / "run_metadata.json",
+            self.path / "Reconstructions",
+            self.path / "Tomograms",
+        ]
+        for vs in self.spacings.values():
+            paths += [vs.path, vs.path / "Tomograms", vs.path / "Annotations"]
+            paths += [t.metadata_path for t in vs.tomograms.values()]
+            paths += [a.metadata_path for a in vs.annotations.values()]
+        return paths
 
     def spacing_dir(self, spacing: float) -> VoxelSpacingDir | None:
         return next((v for v in self.spacings.values() if abs(v.spacing - spacing) < 1e-6), None)

@@ -4,11 +4,13 @@ A fingerprint is a BLAKE2b digest of
 
 * :data:`FORMAT_VERSION`, bumped whenever a converter's output bytes change for the same
   input (new encoding, new summary field), so old outputs are redone;
-* the job's parameters (shape, ids, voxel spacing, tomogram size and extent, diameter);
-* the configuration options the converter reads (all of ``precompute`` except ``workers``,
-  plus ``layers`` for point-like shapes, whose lines and sizes follow the layer style);
-* the *content* of the input: a file's bytes, or for a folder (OME-Zarr) every file's
-  relative path, size and bytes, in sorted order.
+* the job's type and parameters (shape, ids, voxel spacing, tomogram size and extent,
+  diameter): :meth:`~precompute.jobs.Job.parameters`;
+* the configuration options the converter reads (:meth:`~precompute.jobs.Job.options`: all
+  of ``precompute`` except ``workers``, plus ``layers`` for point-like shapes, whose lines
+  and sizes follow the layer style);
+* the *content* of every input (:meth:`~precompute.jobs.Job.sources`): a file's bytes, or
+  for a folder (OME-Zarr) every file's relative path, size and bytes, in sorted order.
 
 Why contents and not modification times: mtimes change when a tree is copied or synced
 without ``-t`` (redoing everything needlessly) and do not change when a file is restored
@@ -22,16 +24,14 @@ keeps them valid, and two copies of one tree produce byte-identical summaries.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from cryoet_ng.catalogue import POINT_SHAPES
 from cryoet_ng.config import Config
-from precompute.jobs import AnnotationJob, Job, TomogramJob
+from precompute.jobs import Job
 
 # Bump when any converter writes different bytes for the same input and options.
 FORMAT_VERSION = "cryoet-ng-precompute/1"
@@ -43,11 +43,12 @@ def fingerprint(job: Job, config: Config) -> str:
     digest = hashlib.blake2b(digest_size=20)
     record = {
         "format": FORMAT_VERSION,
-        "job": _parameters(job),
-        "options": _options(job, config),
+        "job": job.parameters(),
+        "options": job.options(config),
     }
     digest.update(json.dumps(record, sort_keys=True, default=list).encode())
-    digest.update(content_digest(job.source).encode())
+    for source in job.sources():
+        digest.update(content_digest(source).encode())
     return f"blake2b:{digest.hexdigest()}"
 
 
@@ -84,26 +85,3 @@ def _hash_file(digest: Any, path: Path) -> None:
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK):
             digest.update(block)
-
-
-def _parameters(job: Job) -> dict[str, Any]:
-    """The job's fields minus locations (sources are covered by their content)."""
-    fields = dataclasses.asdict(job)
-    for location in ("source", "output", "summary", "mrc"):
-        fields.pop(location, None)
-    fields["type"] = type(job).__name__
-    if isinstance(job, AnnotationJob):
-        fields["source_name"] = job.source.name  # the format is read from the suffix
-    return fields
-
-
-def _options(job: Job, config: Config) -> dict[str, Any]:
-    if isinstance(job, TomogramJob):
-        return {}
-    options = dataclasses.asdict(config.precompute)
-    options.pop("workers", None)  # parallelism never changes the bytes
-    if job.shape in POINT_SHAPES:
-        # Conservative: the whole layer style, since point converters size lines and
-        # points from it; a style change only redoes the (cheap) point layers.
-        options["layers"] = dataclasses.asdict(config.layers)
-    return options

@@ -31,7 +31,7 @@ EM_ITERATIONS = 100
 
 
 def compute_stats(job: TomogramJob) -> Summary:
-    """Statistics of ``job.source`` written atomically to ``job.summary``."""
+    """Statistics of ``job.source``, as the summary the runner writes to ``job.summary``."""
     level, path = _coarsest_level(job.source)
     try:
         store = ts.open(
@@ -61,7 +61,6 @@ def compute_stats(job: TomogramJob) -> Summary:
             "voxel_spacing": job.voxel_spacing,
         },
     )
-    summary.write(job.summary)
     return summary
 
 

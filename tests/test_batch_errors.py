@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from cryoet_ng.catalogue import Catalogue
-from cryoet_ng.cli import main as cli
-from cryoet_ng.summaries import summary_path
+from cryoet_ng.layout import summary_path
+from cryoet_ng_cli import main as cli
 
 for _module in ("precompute.points", "precompute.segmentation", "precompute.tomogram"):
     pytest.importorskip(_module)

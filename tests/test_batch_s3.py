@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cryoet_ng.cli import main as cli
+from cryoet_ng_cli import main as cli
 
 for _module in ("precompute.points", "precompute.segmentation", "precompute.tomogram"):
     pytest.importorskip(_module)

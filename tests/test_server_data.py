@@ -41,9 +41,11 @@ def out_root(tree: Path) -> Path:
 @pytest.fixture(scope="module")
 def client(tree: Path, out_root: Path) -> FlaskClient:
     config = make_config(tree, str(tree.parent / "states"), cors_origins=(ORIGIN,))
-    app = server.create_app(config.replace(output_root=out_root))
-    app.config["EVENT_STREAM_SECONDS"] = 0.3
-    app.config["EVENT_HEARTBEAT_SECONDS"] = 0.1
+    app = server.create_app(
+        config.replace(output_root=out_root),
+        event_stream_seconds=0.3,
+        event_heartbeat_seconds=0.1,
+    )
     return app.test_client()
 
 

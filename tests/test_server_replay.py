@@ -13,6 +13,7 @@ from server_support import DATASET, RUN, make_config
 
 import server
 from server.replay import ReplayMiddleware
+from server.state_service import StateService
 
 ORIGIN = "https://portal.example.org"
 
@@ -35,14 +36,14 @@ class App:
             return inner(environ, start_response)  # type: ignore[arg-type]
 
         self.replay.app = counting  # type: ignore[assignment]
-        flask_app.extensions["cryoet_ng"].states.recheck_seconds = 0.0
 
 
 @pytest.fixture
 def app(server_tree: Path, tmp_path: Path) -> App:
     root = server_tree
     config = make_config(root, str(tmp_path / "states"), cors_origins=(ORIGIN,))
-    return App(server.create_app(config), root)
+    states = StateService(config, recheck_seconds=0.0)
+    return App(server.create_app(config, states=states), root)
 
 
 def answer(app: App, url: str, **kwargs: Any) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -16,7 +16,7 @@ from server_support import DATASET, RUN, TreeFactory, make_config
 
 import server
 from cryoet_ng.config import load_config
-from server.storage import STATE_ID, SQLiteStore, state_id_for
+from server.state_store import STATE_ID, PostgresStore, SQLiteStore, state_id_for
 
 MAX_BODY = 50_000
 
@@ -129,7 +129,7 @@ def test_postgres_store_reconnects(app: Flask, states_db: str) -> None:
         pytest.skip("PostgreSQL only")
     import psycopg
 
-    store = app.extensions["cryoet_ng"].store
+    store = PostgresStore(states_db)
     state_id = store.put(b'{"layers":[],"n":1}')
     with psycopg.connect(states_db, autocommit=True) as admin:
         admin.execute(

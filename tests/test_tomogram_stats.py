@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import tensorstore as ts
 
-from cryoet_ng.summaries import read_summary
 from precompute.errors import InputError
 from precompute.jobs import TomogramJob
 from precompute.tomogram import compute_stats, gmm2
@@ -29,7 +28,7 @@ def write_levels(folder: Path, levels: list[np.ndarray]) -> Path:
 def job_for(tmp_path: Path, source: Path) -> TomogramJob:
     return TomogramJob(
         source=source,
-        summary=tmp_path / "out" / "5-tomogram.summary.json",
+        summary_file=tmp_path / "out" / "5-tomogram.summary.json",
         tomogram_id="5",
         voxel_spacing=10.0,
     )
@@ -43,7 +42,7 @@ def test_stats_use_coarsest_level(tmp_path: Path) -> None:
     coarse[0, 0, 0] = 1000.0  # a fiducial-like outlier
     source = write_levels(tmp_path / "t.zarr", [fine, coarse])
     summary = compute_stats(job_for(tmp_path, source))
-    stats = read_summary(tmp_path / "out" / "5-tomogram.summary.json").extra["stats"]
+    stats = summary.extra["stats"]
     assert summary.kind == "tomogram" and stats["level"] == 1
     assert stats["shape"] == [28, 24, 20] and stats["dtype"] == "float32"
     assert stats["mean"] == pytest.approx(float(coarse.astype(np.float64).mean()))

@@ -89,7 +89,9 @@ def run_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def _crowd(scene: Scene, structures: np.ndarray, count: int, rng: np.random.Generator):
+def _crowd(
+    scene: Scene, structures: np.ndarray, count: int, rng: np.random.Generator
+) -> np.ndarray:
     """``count`` whole-voxel points in free cytoplasm, on a jittered grid (>= 2 apart)."""
     if count == 0:
         return np.zeros((0, 3))

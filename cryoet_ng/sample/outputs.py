@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cryoet_ng import layout
 from cryoet_ng.catalogue import Annotation, Run, Tomogram
+from cryoet_ng.layout import Layout
 from cryoet_ng.sample.files import write_bytes, write_json
 from cryoet_ng.summaries import Summary
 
@@ -44,14 +44,14 @@ def write_output(
 ) -> Path:
     """The output folder of (``annotation``, ``shape``) under ``out_root``, holding ``info``
     (if given) and ``files`` (relative path -> bytes), plus its summary (if given)."""
-    output = layout.annotation_output(out_root, run, annotation, shape)
+    output = Layout(out_root).annotation_output(run, annotation, shape)
     output.mkdir(parents=True, exist_ok=True)
     if info is not None:
         write_json(output / "info", dict(info))
     for relative, data in (files or {}).items():
         write_bytes(output / relative, data)
     if summary is not None:
-        summary.write(layout.annotation_summary(out_root, run, annotation, shape))
+        summary.write(Layout(out_root).annotation_summary(run, annotation, shape))
     return output
 
 
@@ -66,7 +66,7 @@ def fill_missing_outputs(
     written = 0
     for annotation in run.annotations:
         for file in annotation.files:
-            output = layout.annotation_output(out_root, run, annotation, file.shape)
+            output = Layout(out_root).annotation_output(run, annotation, file.shape)
             if file.is_precomputable and not output.exists():
                 write_output(out_root, run, annotation, file.shape, info=info, files=files)
                 written += 1
@@ -77,6 +77,6 @@ def write_tomogram_stats(
     out_root: Path, run: Run, tomogram: Tomogram, stats: Mapping[str, Any]
 ) -> Path:
     """The tomogram summary ngstate takes contrast limits from (``contrast_2d``/``_3d``)."""
-    path = layout.tomogram_summary(out_root, run, tomogram)
+    path = Layout(out_root).tomogram_summary(run, tomogram)
     Summary("tomogram", extra={"stats": dict(stats)}).write(path)
     return path

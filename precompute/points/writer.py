@@ -2,7 +2,8 @@
 
 :func:`convert` reads and validates the ndjson file, encodes the annotations, builds the
 multi-level spatial index and writes ``info``, ``by_id/``, ``spatial<i>/`` and (instances)
-``rel_instance/`` into a temporary directory that is renamed into place, then the summary.
+``rel_instance/`` into a temporary directory that is renamed into place, and returns the
+summary (the runner writes it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from cryoet_ng.atomic import atomic_directory
 from cryoet_ng.config import LayerStyle, PrecomputeConfig
 from cryoet_ng.summaries import Grid, Occupancy, Summary
+from cryoet_ng.vectors import triple
 from precompute.jobs import ANGSTROM, AnnotationJob
 from precompute.points import encode
 from precompute.points.encode import Annotations
@@ -40,7 +42,7 @@ class Written:
 
 
 def convert(job: AnnotationJob, options: PrecomputeConfig, style: LayerStyle) -> Summary:
-    """Convert one point-like ndjson file into ``job.output``; write and return its summary."""
+    """Convert one point-like ndjson file into ``job.output``; return its summary."""
     records = read_records(job.source, job.shape, options, job.volume_size_xyz)
     scale = job.voxel_spacing * ANGSTROM
     # The seed and the summary's statistics are independent of the layer: compute them on the
@@ -58,7 +60,6 @@ def convert(job: AnnotationJob, options: PrecomputeConfig, style: LayerStyle) ->
         levels=len(written.levels),
         files=written.files,
     )
-    summary.write(job.summary)
     return summary
 
 
@@ -199,12 +200,13 @@ def _summary(job: AnnotationJob, records: Records, options: PrecomputeConfig) ->
     """The summary without the layer's own figures (added once it is written)."""
     scale = job.voxel_spacing * ANGSTROM
     count = len(records)
-    low, high = column_range(records.xyz) if count else (None, None)
-    bounds = ((low * scale).tolist(), (high * scale).tolist()) if count else None
-    if job.extent_m is not None:
-        extent = job.extent_m
-    else:
-        extent = tuple(np.maximum(high * scale, 0).tolist()) if count else (0.0, 0.0, 0.0)
+    bounds: tuple[list[float], list[float]] | None = None
+    extent: tuple[float, float, float] = job.extent_m or (0.0, 0.0, 0.0)
+    if count:
+        low, high = column_range(records.xyz)
+        bounds = ((low * scale).tolist(), (high * scale).tolist())
+        if job.extent_m is None:
+            extent = triple(np.maximum(high * scale, 0).tolist())
     extra: dict[str, Any] = {
         "shape": job.shape,
         "annotation_id": job.annotation_id,
@@ -219,8 +221,8 @@ def _summary(job: AnnotationJob, records: Records, options: PrecomputeConfig) ->
     return Summary(
         kind="annotation",
         count=count,
-        bounds=bounds,  # type: ignore[arg-type]
-        occupancy=_occupancy(Grid.for_extent(extent), records.xyz, scale),  # type: ignore[arg-type]
+        bounds=bounds,
+        occupancy=_occupancy(Grid.for_extent(extent), records.xyz, scale),
         extra=extra,
     )
 

@@ -7,7 +7,7 @@
     mesh/                 neuroglancer_multilod_draco, sharded
     segment_properties/   inline "label" strings
 
-and the summary (kind ``"segmentation"``) beside it.
+and returns the summary (kind ``"segmentation"``; the runner writes it beside the folder).
 """
 
 from __future__ import annotations
@@ -46,9 +46,7 @@ def convert(job: AnnotationJob, options: PrecomputeConfig) -> Summary:
         labels = list(stats.labels)
         write_meshes(tmp, scales, labels, MeshOptions(num_lods=options.mesh_lods))
         write_segment_properties(tmp, job.object_name, labels, job.shape == INSTANCE_SHAPE)
-    summary = _summary(job, source, stats, scales, extent)
-    summary.write(job.summary)
-    return summary
+    return _summary(job, source, stats, scales, extent)
 
 
 def _write_pyramid(source: MaskSource, writer: PyramidWriter, stats: VolumeStats) -> None:

@@ -175,7 +175,8 @@ def _encode_label(
         positions = np.array(sorted(nodes[level]), np.uint32).reshape(-1, 3)
         positions = positions[np.argsort(_morton(positions), kind="stable")]
         sizes = []
-        for node in map(tuple, positions.tolist()):
+        for x, y, z in positions.tolist():
+            node = (x, y, z)
             blob = _fragment(lods[level].get(node, []), np.array(node))
             data.append(blob)
             sizes.append(len(blob))

@@ -90,6 +90,7 @@ def open_mask(
     path: Path, options: PrecomputeConfig, size_xyz: tuple[int, int, int] | None
 ) -> MaskSource:
     """Open and validate a mask; ``size_xyz`` is the tomogram's size at the mask's spacing."""
+    array: np.ndarray | ts.TensorStore
     if path.suffix.lower() == ".mrc" or path.suffix.lower() == ".rec":
         array = _open_mrc(path)
     elif path.is_dir():
@@ -124,7 +125,7 @@ def open_mask(
             shape = expected
     if min(shape) < 1:
         raise InputError(path, f"mask has an empty dimension: {native}")
-    return MaskSource(path, array, native, shape, out_dtype, threshold)  # type: ignore[arg-type]
+    return MaskSource(path, array, native, shape, out_dtype, threshold)
 
 
 def _nearest(n_out: int, n_in: int) -> np.ndarray:

@@ -42,7 +42,8 @@ class VolumeStats:
         """Account for slices ``[z0, z0 + len(slab))``."""
         if not self._add_counts(slab):
             return
-        nonzero = slab.view(bool) if slab.dtype == np.uint8 and self.is_binary() else slab != 0
+        binary = slab.dtype == np.uint8 and self.is_binary()
+        nonzero: np.ndarray = slab.view(bool) if binary else slab != 0
         per_slice = nonzero.any(axis=(1, 2))
         zc = self._cells[0][z0 : z0 + len(slab)]
         cz, starts = np.unique(zc, return_index=True)
@@ -57,7 +58,7 @@ class VolumeStats:
             plane = plane.astype(np.int32)
             per_cell = np.add.reduceat(np.add.reduceat(plane, ystarts, axis=0), xstarts, axis=1)
             self._cell_voxels[c, ycells[ystarts][:, None], xcells[xstarts][None, :]] += per_cell
-        footprint = nonzero.any(axis=0)
+        footprint = np.logical_or.reduce(nonzero, axis=0)
         ys = np.flatnonzero(footprint.any(axis=1))
         xs = np.flatnonzero(footprint.any(axis=0))
         zs = np.flatnonzero(per_slice) + z0

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import tensorstore as ts
 
+from cryoet_ng.vectors import triple
+
 CHUNK = 64  # voxels per chunk edge: Neuroglancer's usual 2-D/3-D view granularity
 TOP = 64  # stop adding scales once every dimension is at most this
 MIN_HALVED = 32  # an axis of this size or less is no longer halved (anisotropic levels)
@@ -60,17 +62,17 @@ def plan_scales(
     factor = (1, 1, 1)
     size = size_xyz
     while True:
-        res = tuple(resolution_nm * f for f in factor)
-        chunk = tuple(min(CHUNK, n) for n in size)
+        res = triple(resolution_nm * f for f in factor)
+        chunk = triple(min(CHUNK, n) for n in size)
         voxels = math.prod(size)
         sharding = shard_spec(size, chunk) if voxels > shard_min_voxels else None
         key = "_".join(_fmt(r) for r in res)
-        scales.append(Scale(key, factor, size, res, chunk, sharding))  # type: ignore[arg-type]
+        scales.append(Scale(key, factor, size, res, chunk, sharding))
         if max(size) <= TOP:
             return scales
         step = tuple(2 if n > MIN_HALVED else 1 for n in size)
-        factor = tuple(f * s for f, s in zip(factor, step, strict=True))  # type: ignore[assignment]
-        size = tuple(-(-n // s) for n, s in zip(size, step, strict=True))  # type: ignore[assignment]
+        factor = triple(f * s for f, s in zip(factor, step, strict=True))
+        size = triple(-(-n // s) for n, s in zip(size, step, strict=True))
 
 
 def shard_spec(size: tuple[int, ...], chunk: tuple[int, ...]) -> dict[str, Any]:
@@ -152,6 +154,7 @@ def downsample_mode(data: Slab, step_zyx: tuple[int, int, int], binary: bool) ->
                 differs |= half
         first, mixed = even, differs
     out = np.ascontiguousarray(first)
+    assert mixed is not None  # some step is > 1: (1, 1, 1) returned above
     flat = np.flatnonzero(mixed)
     if flat.size:
         values = np.sort(_gather_blocks(data, step_zyx, flat, out.shape), axis=1)
@@ -214,15 +217,17 @@ class PyramidWriter:
         self.pending.append(future)
         self.written[level] += len(data)
         if level + 1 < len(self.scales):
-            step = tuple(
+            step = triple(
                 b // a
                 for a, b in zip(
-                    self.scales[level].factor, self.scales[level + 1].factor, strict=True
+                    self.scales[level].factor[::-1],
+                    self.scales[level + 1].factor[::-1],
+                    strict=True,
                 )
-            )[::-1]
+            )
             # 0/1 data takes the counting fast path (same result as the general mode).
             binary = data.dtype == np.uint8 and int(data.max(initial=0)) <= 1
-            self.push(level + 1, downsample_mode(data, step, binary), final)  # type: ignore[arg-type]
+            self.push(level + 1, downsample_mode(data, step, binary), final)
 
     def wait(self, keep: int = 0) -> None:
         """Wait for all but the ``keep`` most recent writes (bounds the memory in flight)."""

@@ -92,6 +92,12 @@ class VolumeStats:
     def count(self) -> int:
         return sum(self.labels.values())
 
+    def content_box(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Voxel box (x, y, z; upper exclusive) of the non-zero labels, None when empty."""
+        if self.lower is None or self.upper is None:
+            return None
+        return self.lower.copy(), self.upper.copy()
+
     def bounds_m(self) -> tuple[list[float], list[float]] | None:
         if self.lower is None or self.upper is None:
             return None

@@ -80,6 +80,12 @@ class PrecomputeConfig:
     shard_min_voxels: int = 64 * 1024 * 1024
     mesh_lods: int = 3
     workers: int = 0
+    # Masks are read, downsampled and written in cubes of this many voxels per edge (a
+    # multiple of 128): memory per worker follows it, not the mask (256: ~0.5 GB at uint32).
+    volume_brick: int = 256
+    # Point files with more records than this are sorted on disk in runs of this many,
+    # so memory stays bounded (same output bytes as in memory).
+    points_in_memory: int = 5_000_000
 
 
 @dataclass(frozen=True)

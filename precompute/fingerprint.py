@@ -5,7 +5,8 @@ A fingerprint is a BLAKE2b digest of
 * :data:`FORMAT_VERSION`, bumped whenever a converter's output bytes change for the same
   input (new encoding, new summary field), so old outputs are redone;
 * the job's parameters (shape, ids, voxel spacing, tomogram size and extent, diameter);
-* the configuration options the converter reads (all of ``precompute`` except ``workers``,
+* the configuration options the converter reads (all of ``precompute`` except ``workers``
+  and the memory budgets,
   plus ``layers`` for point-like shapes, whose lines and sizes follow the layer style);
 * the *content* of the input: a file's bytes, or for a folder (OME-Zarr) every file's
   relative path, size and bytes, in sorted order.
@@ -34,7 +35,7 @@ from cryoet_ng.config import Config
 from precompute.jobs import AnnotationJob, Job, TomogramJob
 
 # Bump when any converter writes different bytes for the same input and options.
-FORMAT_VERSION = "cryoet-ng-precompute/1"
+FORMAT_VERSION = "cryoet-ng-precompute/2"  # 2: meshes simplified by meshoptimizer
 _BLOCK = 1 << 20
 
 
@@ -101,7 +102,8 @@ def _options(job: Job, config: Config) -> dict[str, Any]:
     if isinstance(job, TomogramJob):
         return {}
     options = dataclasses.asdict(config.precompute)
-    options.pop("workers", None)  # parallelism never changes the bytes
+    for key in ("workers", "volume_brick", "points_in_memory"):
+        options.pop(key, None)  # parallelism and memory budgets never change the bytes
     if job.shape in POINT_SHAPES:
         # Conservative: the whole layer style, since point converters size lines and
         # points from it; a style change only redoes the (cheap) point layers.

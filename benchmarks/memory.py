@@ -7,6 +7,7 @@ than that can be missed; each process's own ``ru_maxrss`` bounds it from above).
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import threading
 from types import TracebackType
@@ -15,11 +16,14 @@ import psutil
 
 
 class TreePeak:
-    """``with TreePeak() as peak: ...; peak.mb``: the largest sum of RSS seen, in MB."""
+    """``with TreePeak() as peak: ...; peak.mb``: the largest sum of RSS seen, in MB, and
+    ``peak.cpu_s``: CPU seconds of the whole tree (each process's own time at its last
+    sample: pool workers are children of a forkserver, so ``os.times()`` misses them)."""
 
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.bytes = 0
+        self._cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -42,12 +46,16 @@ class TreePeak:
         while not self._stop.is_set():
             total = 0
             for process in [me, *me.children(recursive=True)]:
-                try:
+                with contextlib.suppress(psutil.Error):  # exited between listing and reading
                     total += process.memory_info().rss
-                except psutil.Error:  # exited between listing and reading
-                    pass
+                    times = process.cpu_times()
+                    self._cpu[process.pid] = times.user + times.system
             self.bytes = max(self.bytes, total)
             self._stop.wait(self.interval)
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(self._cpu.values())
 
     @property
     def mb(self) -> float:

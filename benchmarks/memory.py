@@ -28,6 +28,8 @@ class TreePeak:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> TreePeak:
+        times = psutil.Process().cpu_times()
+        self._before = times.user + times.system  # imports etc. before the measured work
         self._thread.start()
         return self
 
@@ -55,7 +57,7 @@ class TreePeak:
 
     @property
     def cpu_s(self) -> float:
-        return sum(self._cpu.values())
+        return sum(self._cpu.values()) - self._before
 
     @property
     def mb(self) -> float:

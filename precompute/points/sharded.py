@@ -51,8 +51,13 @@ class ShardSpec:
     @classmethod
     def for_keys(cls, keys: np.ndarray) -> ShardSpec:
         """Bits for ``keys`` (cloud-volume's compute_shard_params_for_hashed + a preshift)."""
-        shard_bits, minishard_bits = shard_params(len(keys))
-        top = int(keys.max()).bit_length() if len(keys) else 0
+        return cls.for_count(len(keys), int(keys.max()) if len(keys) else 0)
+
+    @classmethod
+    def for_count(cls, count: int, largest: int) -> ShardSpec:
+        """Bits for ``count`` keys of which the largest is ``largest``."""
+        shard_bits, minishard_bits = shard_params(count)
+        top = largest.bit_length() if count else 0
         return cls(max(0, top - minishard_bits - shard_bits), minishard_bits, shard_bits)
 
     def locate(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,9 +137,13 @@ class ShardWriter:
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
-            self._finish()
+            self.close()
         elif self._handle is not None:
             self._handle.close()
+
+    def close(self) -> None:
+        """Finish the open shard (call once, after the last ``add``)."""
+        self._finish()
 
     def add(self, keys: np.ndarray, data: np.ndarray, sizes: np.ndarray) -> None:
         if not len(keys):

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,8 +102,8 @@ def make_mask(cache: Path, kind: str, size_xyz: tuple[int, int, int]) -> Path:
     dtype = "|u1" if kind == "binary" else "<u2"
     meta = {"shape": shape.tolist(), "chunks": [CHUNK] * 3, "dtype": dtype}
     spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": str(folder / "0")}}
-    store = ts.open({**spec, "metadata": {**meta, "dimension_separator": "/"}, "create": True})
-    store = store.result()
+    metadata = {**meta, "dimension_separator": "/"}
+    store = ts.open({**spec, "metadata": metadata, "create": True}).result()
     found = objects(kind, size_xyz)
     for z in range(0, shape[0], CHUNK):
         for y in range(0, shape[1], CHUNK):
@@ -151,7 +152,7 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def measure(code: Path, kind: str, source: Path, work: Path, workers: int) -> dict[str, float]:
+def measure(code: Path, kind: str, source: Path, work: Path, workers: int) -> dict[str, Any]:
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)

@@ -71,7 +71,7 @@ def _name_property(names: Names) -> tuple[dict[str, Any], str]:
     return spec, "<u1" if dtype == "uint8" else "<u2"
 
 
-def _record_dtype(geometry: int, fields: list[tuple[str, Any]]) -> np.dtype:
+def _record_dtype(geometry: int, fields: list[tuple[Any, ...]]) -> np.dtype:
     """Packed dtype: geometry, the property fields, zero padding to a multiple of 4."""
     layout: list[tuple[Any, ...]] = [("geometry", "<f4", (geometry,)), *fields]
     size = np.dtype(layout).itemsize

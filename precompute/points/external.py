@@ -397,10 +397,39 @@ class _Index:
         return {} if self.spec is None else {"sharding": self.spec.to_json()}
 
 
-class _Buckets:
+class _BucketFiles:
+    """Rows appended to one file per bucket, read back bucket by bucket (in order)."""
+
+    def __init__(self, spill: Path, prefix: str) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix=prefix, dir=spill))
+        self.handles: dict[int, IO[bytes]] = {}
+        self.dtype: np.dtype | None = None
+
+    def put(self, rows: np.ndarray, buckets: np.ndarray) -> None:
+        self.dtype = rows.dtype
+        for bucket in np.unique(buckets).tolist():
+            handle = self.handles.get(bucket)
+            if handle is None:
+                handle = self.handles[bucket] = open(self.folder / str(bucket), "wb")  # noqa: SIM115
+            rows[buckets == bucket].tofile(handle)
+
+    def each(self) -> Iterator[np.ndarray]:
+        """Each bucket's rows, in bucket order; the files are removed as they are read."""
+        for handle in self.handles.values():
+            handle.close()
+        for bucket in sorted(self.handles):
+            path = self.folder / str(bucket)
+            rows = np.fromfile(path, self.dtype)
+            path.unlink()
+            yield rows
+        self.folder.rmdir()
+
+
+class _Buckets(_BucketFiles):
     """One level's points, appended to files by runs of cells in key order."""
 
     def __init__(self, plan: LevelPlan, size: int, spill: Path) -> None:
+        super().__init__(spill, "level-")
         self.plan = plan
         keys = plan.keys()
         self.by_key = np.argsort(keys, kind="stable")
@@ -412,33 +441,19 @@ class _Buckets:
         rank_in_keys = np.empty(len(keys), np.int64)
         rank_in_keys[self.by_key] = np.arange(len(keys))
         self.rank_in_keys = rank_in_keys  # cell index (linear order) -> key order
-        self.handles: dict[int, IO[bytes]] = {}
-        self.folder = Path(tempfile.mkdtemp(prefix="level-", dir=spill))
-        self.width = 0
 
     def append(self, rows: np.ndarray, cell_index: np.ndarray) -> None:
         order = self.rank_in_keys[cell_index]
-        buckets = self.bucket_of_sorted[order]
-        self.width = rows.dtype["record"].shape[0]
         keyed = np.empty(len(rows), [("key", "<u8"), ("row", rows.dtype)])
         keyed["key"] = self.keys[order]
         keyed["row"] = rows
-        for bucket in np.unique(buckets).tolist():
-            handle = self.handles.get(bucket)
-            if handle is None:
-                handle = self.handles[bucket] = open(self.folder / str(bucket), "wb")  # noqa: SIM115
-            keyed[buckets == bucket].tofile(handle)
+        self.put(keyed, self.bucket_of_sorted[order])
 
     def write(self, directory: Path, sharded: bool) -> tuple[dict[str, Any], int]:
         spec = ShardSpec.for_keys(self.keys) if sharded else None
         index = _Index(directory, spec)
-        for handle in self.handles.values():
-            handle.close()
-        dtype = np.dtype([("key", "<u8"), ("row", _row_dtype(self.width))])
         cells = self.plan.coordinates()[self.by_key]
-        for bucket in sorted(self.handles):
-            keyed = np.fromfile(self.folder / str(bucket), dtype)
-            (self.folder / str(bucket)).unlink()
+        for keyed in self.each():
             order = np.lexsort((keyed["row"]["rank"], keyed["key"]))
             keyed = keyed[order]
             keys, counts = np.unique(keyed["key"], return_counts=True)
@@ -450,49 +465,35 @@ class _Buckets:
                 at = np.searchsorted(self.keys, keys)
                 names = ["_".join(map(str, cell)) for cell in cells[at].tolist()]
             index.add(keys, data, sizes, names)
-        self.folder.rmdir()
         return index.entry(), index.close()
 
 
-class _RelBuckets:
+class _RelBuckets(_BucketFiles):
     """Instance points appended to files by runs of instance ids; file order kept inside."""
 
     def __init__(self, spilled: Spilled) -> None:
+        super().__init__(spilled.folder, "rel-")
         assert spilled.instances is not None and spilled.instance_counts is not None
         self.ids = spilled.instances
         counts = spilled.instance_counts
         self.bucket_of = (np.cumsum(counts) - counts) // spilled.batch
-        self.folder = Path(tempfile.mkdtemp(prefix="rel-", dir=spilled.folder))
-        self.handles: dict[int, IO[bytes]] = {}
-        self.width = 0
 
     def append(self, ann: encode.Annotations, instance: np.ndarray) -> None:
-        self.width = ann.records.shape[1]
-        rows = np.empty(len(ann), [("segment", "<u8"), ("row", _row_dtype(self.width))])
+        width = ann.records.shape[1]
+        rows = np.empty(len(ann), [("segment", "<u8"), ("row", _row_dtype(width))])
         rows["segment"] = instance
         rows["row"]["id"] = ann.ids
         rows["row"]["record"] = ann.records
-        buckets = self.bucket_of[np.searchsorted(self.ids, instance)]
-        for bucket in np.unique(buckets).tolist():
-            handle = self.handles.get(bucket)
-            if handle is None:
-                handle = self.handles[bucket] = open(self.folder / str(bucket), "wb")  # noqa: SIM115
-            rows[buckets == bucket].tofile(handle)
+        self.put(rows, self.bucket_of[np.searchsorted(self.ids, instance)])
 
     def write(self, directory: Path, sharded: bool) -> tuple[dict[str, Any], int]:
         spec = ShardSpec.for_keys(self.ids) if sharded else None
         index = _Index(directory, spec)
-        for handle in self.handles.values():
-            handle.close()
-        dtype = np.dtype([("segment", "<u8"), ("row", _row_dtype(self.width))])
-        for bucket in sorted(self.handles):
-            rows = np.fromfile(self.folder / str(bucket), dtype)
-            (self.folder / str(bucket)).unlink()
+        for rows in self.each():
             order = np.argsort(rows["segment"], kind="stable")
             keys, counts = np.unique(rows["segment"][order], return_counts=True)
             records = np.ascontiguousarray(rows["row"]["record"])
             ids = np.ascontiguousarray(rows["row"]["id"])
             data, sizes = encode.encode_lists(records, ids, order, counts)
             index.add(keys, data, sizes, None)
-        self.folder.rmdir()
         return index.entry(), index.close()

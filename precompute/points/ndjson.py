@@ -224,11 +224,11 @@ def _validate(
         _first(bad, ~finite & ~cols.xyz_missing, "coordinate is NaN or infinite")
     if cols.rotation is not None and len(cols.rotation):
         _check_rotations(cols.rotation, options.rotation_tolerance, bad)
-    outside = np.zeros(len(cols.xyz), bool)
+    outside: np.ndarray = np.zeros(len(cols.xyz), bool)
     if volume_size is not None and len(cols.xyz):
         top = np.asarray(volume_size, np.float64) - 1.0
         if not ((low >= 0).all() and (high <= top).all()):
-            outside = ((cols.xyz < 0) | (cols.xyz > top)).any(axis=1) & finite
+            outside = np.asarray(((cols.xyz < 0) | (cols.xyz > top)).any(axis=1) & finite)
         if options.out_of_bounds == "error":
             size = "x".join(str(s) for s in volume_size)
             _first(bad, outside, f"coordinate outside the tomogram (0 <= c <= size-1, size {size})")

@@ -161,7 +161,7 @@ class ShardWriter:
             first, last = int(starts[lo]), int(starts[hi - 1] + sizes[hi - 1])
             offsets = starts[lo:hi] - np.uint64(first) + np.uint64(self._position)
             self._entries.append(np.stack([keys[lo:hi], offsets, sizes[lo:hi]]))
-            self._handle.write(memoryview(data[first:last]))
+            self._handle.write(data[first:last].data)  # a view, not a copy
             self._position += last - first
 
     def _open(self, shard: int) -> None:

@@ -83,6 +83,7 @@ def open_mask(
     path: Path, options: PrecomputeConfig, size_xyz: tuple[int, int, int] | None
 ) -> MaskSource:
     """Open and validate a mask; ``size_xyz`` is the tomogram's size at the mask's spacing."""
+    array: np.ndarray | ts.TensorStore
     if path.suffix.lower() == ".mrc" or path.suffix.lower() == ".rec":
         array = _open_mrc(path)
     elif path.is_dir():

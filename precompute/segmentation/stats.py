@@ -42,7 +42,8 @@ class VolumeStats:
         """Account for the voxels of ``block`` (z, y, x) whose first voxel is at ``origin``."""
         if not self._add_counts(block):
             return
-        nonzero = block.view(bool) if block.dtype == np.uint8 and self.is_binary() else block != 0
+        binary = block.dtype == np.uint8 and self.is_binary()
+        nonzero: np.ndarray = block.view(bool) if binary else np.not_equal(block, 0)
         z0, y0, x0 = origin
         nz, ny, nx = block.shape
         zc = self._cells[0][z0 : z0 + nz]
@@ -60,7 +61,7 @@ class VolumeStats:
             per_cell = np.add.reduceat(np.add.reduceat(plane, ystarts, axis=0), xstarts, axis=1)
             self._cell_voxels[c, ycells[ystarts][:, None], xcells[xstarts][None, :]] += per_cell
         per_slice = nonzero.any(axis=(1, 2))
-        footprint = nonzero.any(axis=0)
+        footprint = np.asarray(nonzero.any(axis=0))
         ys = np.flatnonzero(footprint.any(axis=1))
         xs = np.flatnonzero(footprint.any(axis=0))
         zs = np.flatnonzero(per_slice)

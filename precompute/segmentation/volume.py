@@ -151,6 +151,7 @@ def downsample_mode(data: Slab, step_zyx: tuple[int, int, int], binary: bool) ->
                 differs |= half
         first, mixed = even, differs
     out = np.ascontiguousarray(first)
+    assert mixed is not None  # some step is > 1
     flat = np.flatnonzero(mixed)
     if flat.size:
         values = np.sort(_gather_blocks(data, step_zyx, flat, out.shape), axis=1)

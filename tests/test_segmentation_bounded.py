@@ -158,3 +158,25 @@ def test_streamed_shard_is_cloud_volumes(labels: list[int], data: st.DataObject)
         assert sorted(names) == sorted(expected)
         for name, content in expected.items():
             assert (out / name).read_bytes() == content
+
+
+@pytest.mark.slow
+def test_meshing_inside_a_dask_worker_uses_the_cluster(
+    tmp_path: Path, instance: tuple[Path, np.ndarray]
+) -> None:
+    """A mask converted on a Dask worker meshes its nodes as tasks on the cluster's workers
+    (zmesh holds the GIL and a worker may not fork): same files as in this process."""
+    from dask.distributed import Client, LocalCluster
+
+    source, _ = instance
+    local = make_job(tmp_path / "local", source, "InstanceSegmentationMask", SHAPE[::-1])
+    convert(local, PrecomputeConfig(workers=1))
+    remote = make_job(tmp_path / "dask", source, "InstanceSegmentationMask", SHAPE[::-1])
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        client.submit(convert, remote, PrecomputeConfig(workers=2), pure=False).result()
+        ran = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    assert tree(remote.output) == tree(local.output)
+    assert min(ran.values()) >= 1, f"block tasks did not reach every worker: {ran}"

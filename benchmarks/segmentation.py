@@ -4,8 +4,9 @@
 
 Cases: a 184x630x630 binary mask (int8) and a 256x1024x1024 instance mask (uint16, 20
 labels), synthetic blobs written as OME-Zarr. Each measurement runs in its own subprocess
-(peak RSS = that process's ru_maxrss). "volume" = read + level-0 write + mode pyramid;
-"mesh" = multi-LOD meshes. igneous: CloudVolume upload of level 0, create_downsampling_tasks,
+(peak RSS = the sum over that process and its children, sampled: ours meshes on ``CPUS``
+worker processes). "volume" = read + level-0 write + mode pyramid; "mesh" = multi-LOD
+meshes. igneous: CloudVolume upload of level 0, create_downsampling_tasks,
 create_meshing_tasks + create_unsharded_multires_mesh_tasks on a LocalTaskQueue(parallel=2).
 
 Ours runs ``--repeat`` times (the volume median is over all runs); meshing, which takes
@@ -41,7 +42,7 @@ CPUS = 2
 # Issue targets, checked in the table.
 TARGET_MVOX = 100.0
 TARGET_VOLUME_RATIO = 3.0
-TARGET_MESH_RATIO = 1.0
+TARGET_MESH_RATIO = 3.0  # issue 17: meshing at least 3x cloud-volume + igneous
 TARGET_RSS_MB = 2048
 
 

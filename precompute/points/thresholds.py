@@ -80,7 +80,7 @@ def plan_levels(
     plans: list[LevelPlan] = []
     for number, (grid, chunk) in enumerate(schedule):
         previous = plans[-1] if plans else None
-        cells, counts = _count(batches, grid, bits, previous)
+        cells, counts, top = _count(batches, grid, bits, previous)
         if number and not len(cells):
             break
         most = int(counts.max())
@@ -89,9 +89,8 @@ def plan_levels(
         threshold = np.full(len(cells), EVERYTHING, np.int64)
         partial = np.flatnonzero(take < counts)
         if len(partial):
-            threshold[partial] = (
-                _kth_ranks(batches, grid, bits, previous, cells[partial], take[partial]) + 1
-            )
+            wanted = (cells[partial], take[partial])
+            threshold[partial] = _kth_ranks(batches, grid, bits, previous, wanted, top) + 1
         plans.append(LevelPlan(grid, chunk, cells, counts, take, threshold))
     return plans
 
@@ -108,16 +107,19 @@ def _remaining(
 
 def _count(
     batches: Batches, grid: np.ndarray, bits: np.ndarray, previous: LevelPlan | None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Remaining points per cell (cells ascending), and 1 + the largest rank."""
     cells = np.zeros(0, np.int64)
     counts = np.zeros(0, np.int64)
+    top = 1
     for packed, rank in batches():
+        top = max(top, int(rank.max(initial=0)) + 1)
         keep = _remaining(packed, rank, bits, previous)
         found, n = np.unique(linear_cells(packed[keep], grid, bits), return_counts=True)
         merged = np.concatenate([cells, found])
         cells, inverse = np.unique(merged, return_inverse=True)
         counts = np.bincount(inverse, np.concatenate([counts, n]), len(cells)).astype(np.int64)
-    return cells, counts
+    return cells, counts, top
 
 
 def _kth_ranks(
@@ -125,28 +127,55 @@ def _kth_ranks(
     grid: np.ndarray,
     bits: np.ndarray,
     previous: LevelPlan | None,
-    cells: np.ndarray,
-    take: np.ndarray,
+    wanted: tuple[np.ndarray, np.ndarray],
+    top: int,
 ) -> np.ndarray:
-    """The ``take[i]``-th smallest remaining rank in ``cells[i]`` (sorted ids), per cell:
-    the running ``take`` smallest of each cell are merged batch by batch."""
-    best_cell = np.zeros(0, np.int64)
-    best_rank = np.zeros(0, np.int64)
+    """The ``take[i]``-th smallest remaining rank in ``cells[i]`` (sorted ids), per cell,
+    for ``wanted = (cells, take)``; ranks are below ``top``.
+
+    Two passes instead of sorting: a histogram of each cell's ranks in ``BINS`` bins finds
+    the bin holding the wanted rank, then only that bin's ranks are kept and sorted (about
+    1/BINS of the cell). Measured on 2 M points: 5.6 s of merge-sorting running candidates
+    per batch down to well under a second.
+    """
+    cells, take = wanted
+    width = -(-top // BINS)
+    hist = np.zeros(len(cells) * BINS, np.int64)
+    for at, ranks in _members(batches, grid, bits, previous, cells):
+        hist += np.bincount(at * BINS + ranks // width, minlength=len(hist))
+    cumulative = np.cumsum(hist.reshape(len(cells), BINS), axis=1)
+    target = np.argmax(cumulative >= take[:, None], axis=1)  # bin of the take-th rank
+    before = np.where(target > 0, cumulative[np.arange(len(cells)), target - 1], 0)
+    picked_cell, picked_rank = [], []
+    for at, ranks in _members(batches, grid, bits, previous, cells):
+        hit = ranks // width == target[at]
+        picked_cell.append(at[hit])
+        picked_rank.append(ranks[hit])
+    cell = np.concatenate(picked_cell)
+    ranks = np.concatenate(picked_rank)
+    order = np.lexsort((ranks, cell))
+    cell, ranks = cell[order], ranks[order]
+    starts = np.searchsorted(cell, np.arange(len(cells)))
+    return ranks[starts + (take - before) - 1]
+
+
+BINS = 256
+
+
+def _members(
+    batches: Batches,
+    grid: np.ndarray,
+    bits: np.ndarray,
+    previous: LevelPlan | None,
+    cells: np.ndarray,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(index into ``cells``, rank) of the remaining points in ``cells``, batch by batch."""
     for packed, rank in batches():
         keep = _remaining(packed, rank, bits, previous)
         linear = linear_cells(packed[keep], grid, bits)
         at = np.minimum(np.searchsorted(cells, linear), len(cells) - 1)
         wanted = cells[at] == linear
-        cell = np.concatenate([best_cell, linear[wanted]])
-        ranks = np.concatenate([best_rank, rank[keep][wanted].astype(np.int64)])
-        order = np.lexsort((ranks, cell))
-        cell, ranks = cell[order], ranks[order]
-        starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
-        within = np.arange(len(cell)) - np.repeat(starts, np.diff(np.r_[starts, len(cell)]))
-        limit = take[np.searchsorted(cells, cell)]
-        best_cell, best_rank = cell[within < limit], ranks[within < limit]
-    ends = np.r_[np.flatnonzero(best_cell[1:] != best_cell[:-1]), len(best_cell) - 1]
-    return best_rank[ends]
+        yield at[wanted], rank[keep][wanted].astype(np.int64)
 
 
 def emission_levels(

@@ -83,6 +83,38 @@ class PrecomputeConfig:
 
 
 @dataclass(frozen=True)
+class TemplateRule:
+    """A particle model for oriented picks without ``mesh_source_path``."""
+
+    # glb file: relative to the data root (like mesh_source_path), or absolute.
+    path: str
+    # Matches the annotation_object id (e.g. GO:0045259) or name (case-insensitive).
+    object_id: str | None = None
+    object_name: str | None = None
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """Mesh annotations (TriangularMesh) and particle models at oriented picks."""
+
+    # A glb with more triangles than this is refused.
+    max_faces: int = 5_000_000
+    # Levels of detail at most; each coarser level has `reduction` times fewer triangles.
+    lods: int = 5
+    reduction: float = 4.0
+    # No level of a model is simplified below this many triangles.
+    min_faces: int = 12
+    # Particle models: total triangles of the finest level at most (above it the model is
+    # simplified to fit, as the portal's max_faces_for_first_lod) and of the coarsest
+    # level, which the viewer loads for the whole tomogram first.
+    instance_faces: int = 10_000_000
+    first_view_faces: int = 250_000
+    # Triangles per octree node aimed at: one Draco fragment of ~10-20 KB, one request.
+    node_faces: int = 16_000
+    templates: tuple[TemplateRule, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     data_root: Path
     # Where precompute outputs go; None = inside the data tree, as the portal does.
@@ -95,6 +127,7 @@ class Config:
     layers: LayerStyle = field(default_factory=LayerStyle)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     precompute: PrecomputeConfig = field(default_factory=PrecomputeConfig)
+    meshes: MeshConfig = field(default_factory=MeshConfig)
     source: str = field(default="<defaults>", compare=False)
 
     @property

@@ -14,27 +14,20 @@ transform scales it to nanometres, the volume's physical space.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import DracoPy
 import numpy as np
 import zmesh
-from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
 
-from cryoet_ng import atomic
+from precompute.multilod import Manifest, complete_octree, encode_fragment, mesh_info, write_shards
 from precompute.segmentation.volume import Scale, open_scale
 
 SUB = 64  # sub-block edge in voxels of the LOD's scale; an octree node is 2 x SUB
 NODE = 2 * SUB
-QUANT_BITS = 16
-QMAX = (1 << QUANT_BITS) - 1
 REDUCTION = 4  # simplification target: a quarter of the marching-cubes triangles
 MAX_ERROR = 1.0  # ... moving the surface by at most one voxel of the LOD's scale
-DRACO_LEVEL = 7
 MESH_DIR = "mesh"
 
 # Vertices (float64, voxel-centre coordinates of the LOD's scale) and faces.
@@ -61,44 +54,15 @@ def write_meshes(root: Path, scales: list[Scale], labels: list[int], options: Me
     out = root / MESH_DIR
     out.mkdir()
     num_lods = lod_levels(scales, options.num_lods)
-    res = scales[0].resolution
-    info = {
-        "@type": "neuroglancer_multilod_draco",
-        "vertex_quantization_bits": QUANT_BITS,
-        "transform": [res[0], 0, 0, 0, 0, res[1], 0, 0, 0, 0, res[2], 0],
-        "lod_scale_multiplier": 1.0,
-        "sharding": mesh_sharding(len(labels)),
-    }
+    info = mesh_info(scales[0].resolution, len(labels))
     # lods[l][label][node xyz] -> pieces
     lods = [_mesh_level(root, level) for level in range(num_lods)]
-    blobs: dict[int, bytes] = {}
-    manifest_sizes: dict[int, int] = {}
+    segments: dict[int, tuple[bytes, bytes]] = {}
     for label in labels:
-        data, manifest = _encode_label([lod.get(label, {}) for lod in lods])
-        if data is None:
-            continue
-        blobs[label] = data + manifest
-        manifest_sizes[label] = len(manifest)
-    spec = ShardingSpecification.from_dict(info["sharding"])
-    # The fragment data sits right before the manifest in the shard; the index points at the
-    # manifest only (cloud-volume's helper takes that split as data_offset).
-    for name, shard in sorted(spec.synthesize_shards(blobs, manifest_sizes).items()):
-        atomic.write_bytes(out / name, shard)
-    atomic.write_json(out / "info", info)
-
-
-def mesh_sharding(num_labels: int) -> dict[str, Any]:
-    """One shard file; enough minishards that each index stays small."""
-    minishard_bits = max(0, math.ceil(math.log2(max(num_labels, 1) / 256)))
-    return {
-        "@type": "neuroglancer_uint64_sharded_v1",
-        "hash": "murmurhash3_x86_128",
-        "preshift_bits": 0,
-        "minishard_bits": minishard_bits,
-        "shard_bits": 0,
-        "minishard_index_encoding": "gzip",
-        "data_encoding": "raw",  # Draco is already compressed; offsets must stay exact
-    }
+        encoded = _encode_label([lod.get(label, {}) for lod in lods])
+        if encoded is not None:
+            segments[label] = encoded
+    write_shards(out, info, segments)
 
 
 def _mesh_level(root: Path, level: int) -> dict[int, dict[tuple[int, int, int], list[Piece]]]:
@@ -152,36 +116,31 @@ def _piece(mesh: zmesh.Mesh, origin: np.ndarray) -> Piece | None:
 
 def _encode_label(
     lods: list[dict[tuple[int, int, int], list[Piece]]],
-) -> tuple[bytes | None, bytes]:
+) -> tuple[bytes, bytes] | None:
     """Draco fragments (LOD 0 first, z-order) and the binary manifest of one label."""
     if not any(lods):
-        return None, b""
+        return None
     num_lods = len(lods)
-    nodes = [set(lod) for lod in lods]
-    for level in range(1, num_lods):
-        # Every node needs a parent, or Neuroglancer never reaches it: add empty ones.
-        nodes[level] |= {(x >> 1, y >> 1, z >> 1) for x, y, z in nodes[level - 1]}
+    positions = complete_octree(lods)
     data: list[bytes] = []
-    header = [
-        np.array([NODE, NODE, NODE], "<f4").tobytes(),
-        np.array([-0.5, -0.5, -0.5], "<f4").tobytes(),  # centre of padding voxel -1
-        np.uint32(num_lods).astype("<u4").tobytes(),
-        np.array([2.0**level for level in range(num_lods)], "<f4").tobytes(),
-        # LOD l's voxel centres sit at (j + 0.5) * 2^l: shift its grid by 0.5 * (1 - 2^l).
-        np.array([[0.5 * (1 - 2**level)] * 3 for level in range(num_lods)], "<f4").tobytes(),
-        np.array([len(n) for n in nodes], "<u4").tobytes(),
-    ]
+    sizes = []
     for level in range(num_lods):
-        positions = np.array(sorted(nodes[level]), np.uint32).reshape(-1, 3)
-        positions = positions[np.argsort(_morton(positions), kind="stable")]
-        sizes = []
-        for node in map(tuple, positions.tolist()):
+        level_sizes = []
+        for node in map(tuple, positions[level].tolist()):
             blob = _fragment(lods[level].get(node, []), np.array(node))
             data.append(blob)
-            sizes.append(len(blob))
-        header.append(np.ascontiguousarray(positions.T).astype("<u4").tobytes())
-        header.append(np.array(sizes, "<u4").tobytes())
-    return b"".join(data), b"".join(header)
+            level_sizes.append(len(blob))
+        sizes.append(level_sizes)
+    manifest = Manifest(
+        chunk_shape=[NODE] * 3,
+        grid_origin=[-0.5] * 3,  # centre of padding voxel -1
+        lod_scales=[2.0**level for level in range(num_lods)],
+        # LOD l's voxel centres sit at (j + 0.5) * 2^l: shift its grid by 0.5 * (1 - 2^l).
+        vertex_offsets=np.array([[0.5 * (1 - 2**level)] * 3 for level in range(num_lods)]),
+        positions=positions,
+        sizes=sizes,
+    )
+    return b"".join(data), manifest.to_bytes()
 
 
 def _fragment(pieces: list[Piece], node: np.ndarray) -> bytes:
@@ -191,31 +150,4 @@ def _fragment(pieces: list[Piece], node: np.ndarray) -> bytes:
     offsets = np.cumsum([0] + [len(v) for v, _ in pieces[:-1]])
     vertices = np.concatenate([v for v, _ in pieces])
     faces = np.concatenate([f + o for (_, f), o in zip(pieces, offsets, strict=True)])
-    rel = (vertices - (node * NODE - 1)) / NODE
-    q = np.rint(np.clip(rel, 0.0, 1.0) * QMAX).astype(np.int64)
-    # Weld the copies of sub-block seam vertices (identical after quantisation).
-    keys = q[:, 0] | (q[:, 1] << 16) | (q[:, 2] << 32)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    faces = inverse.reshape(-1)[faces]
-    keep = (
-        (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    )
-    if not keep.any():
-        return b""
-    points = q[first].astype(np.uint32)
-    return DracoPy.encode(
-        points,
-        faces[keep].astype(np.uint32),
-        quantization_bits=QUANT_BITS,
-        compression_level=DRACO_LEVEL,
-    )
-
-
-def _morton(positions: np.ndarray) -> np.ndarray:
-    """Z-curve code (x lowest bit) of (n, 3) non-negative grid positions."""
-    code = np.zeros(len(positions), np.uint64)
-    pos = positions.astype(np.uint64)
-    for bit in range(21):
-        for axis in range(3):
-            code |= ((pos[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
-    return code
+    return encode_fragment(vertices, faces, node * NODE - 1, NODE)

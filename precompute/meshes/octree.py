@@ -1,0 +1,98 @@
+"""The octree of one mesh segment: node boxes, fragments per level, manifest, first view.
+
+Stored-model space is voxels at the annotation's spacing (the portal's mesh units); the
+mesh ``info`` transform scales it to nanometres. Level ``l`` has nodes of edge
+``chunk * 2**l`` from ``origin``; its geometry is cut at cells of half that edge (whole
+nodes at level 0), so every coarser fragment splits along its 2x2x2 children as the format
+requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from precompute.meshes.cells import Cell, Piece, merge
+from precompute.multilod import Manifest, complete_octree, encode_fragment
+
+
+@dataclass(frozen=True)
+class Octree:
+    origin: np.ndarray  # (3,) lower corner of node (0, 0, 0) at every level
+    chunk: float  # level-0 node edge
+
+    def node_size(self, level: int) -> float:
+        return self.chunk * 2**level
+
+    def cell_size(self, level: int) -> float:
+        """Cells that geometry of ``level`` is cut into: the node, or its eighth."""
+        return self.chunk if level == 0 else self.chunk * 2 ** (level - 1)
+
+    def nodes(self, level: int, cells: dict[Cell, list[Piece]]) -> dict[Cell, list[Piece]]:
+        """Pieces per cell -> pieces per node of ``level``."""
+        if level == 0:
+            return cells
+        out: dict[Cell, list[Piece]] = {}
+        for (x, y, z), pieces in cells.items():
+            out.setdefault((x >> 1, y >> 1, z >> 1), []).extend(pieces)
+        return out
+
+
+@dataclass
+class Segment:
+    """Fragments of one segment being built level by level, finest first."""
+
+    octree: Octree
+    blobs: list[dict[Cell, bytes]] = field(default_factory=list)
+    triangles: list[int] = field(default_factory=list)
+
+    def add_level(self, nodes: dict[Cell, list[Piece]], threads: int) -> None:
+        """Encode the next level's nodes (Draco releases the GIL: ``threads`` at a time)."""
+        level = len(self.blobs)
+        size = self.octree.node_size(level)
+        keys = sorted(nodes)
+
+        def encode(key: Cell) -> bytes:
+            vertices, faces = merge(nodes[key])
+            lower = self.octree.origin + np.asarray(key, np.float64) * size
+            return encode_fragment(vertices, faces, lower, size, snap=level > 0)
+
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            blobs = list(pool.map(encode, keys))
+        self.blobs.append(dict(zip(keys, blobs, strict=True)))
+        self.triangles.append(sum(len(f) for pieces in nodes.values() for _, f in pieces))
+
+    def finish(self, scales: Iterable[float]) -> tuple[bytes, bytes, int]:
+        """(fragment data, manifest, bytes of the coarsest level's fragments)."""
+        positions = complete_octree([blobs.keys() for blobs in self.blobs])
+        data: list[bytes] = []
+        sizes = []
+        for level, nodes in enumerate(positions):
+            blobs = [self.blobs[level].get(node, b"") for node in map(tuple, nodes.tolist())]
+            data.extend(blobs)
+            sizes.append([len(b) for b in blobs])
+        manifest = Manifest(
+            chunk_shape=[self.octree.chunk] * 3,
+            grid_origin=self.octree.origin.tolist(),
+            lod_scales=list(scales),
+            vertex_offsets=np.zeros((len(positions), 3)),
+            positions=positions,
+            sizes=sizes,
+        )
+        return b"".join(data), manifest.to_bytes(), sum(sizes[-1])
+
+
+def build_segment(
+    octree: Octree,
+    levels: int,
+    cells_of: Callable[[int], dict[Cell, list[Piece]]],
+    threads: int,
+) -> Segment:
+    """Cut and encode ``levels`` levels, one at a time (only one level's pieces in memory)."""
+    segment = Segment(octree)
+    for level in range(levels):
+        segment.add_level(octree.nodes(level, cells_of(level)), threads)
+    return segment

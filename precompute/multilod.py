@@ -123,11 +123,11 @@ def morton(positions: np.ndarray) -> np.ndarray:
 def complete_octree(levels: Sequence[Iterable[Position]]) -> list[np.ndarray]:
     """Node positions per level, Z-curve sorted, with every missing parent added (empty)."""
     nodes = [set(level) for level in levels]
-    for level in range(1, len(nodes)):
-        nodes[level] |= {(x >> 1, y >> 1, z >> 1) for x, y, z in nodes[level - 1]}
+    for index in range(1, len(nodes)):
+        nodes[index] |= {(x >> 1, y >> 1, z >> 1) for x, y, z in nodes[index - 1]}
     out = []
-    for level in nodes:
-        positions = np.array(sorted(level), np.uint32).reshape(-1, 3)
+    for found in nodes:
+        positions = np.array(sorted(found), np.uint32).reshape(-1, 3)
         out.append(positions[np.argsort(morton(positions), kind="stable")])
     return out
 

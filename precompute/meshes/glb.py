@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import trimesh
@@ -42,7 +42,8 @@ def read_glb(path: Path, max_faces: int) -> TriangleMesh:
     if data[:4] != b"glTF":
         raise InputError(path, "not a glb file (no binary glTF header)")
     try:
-        scene = trimesh.load(io.BytesIO(data), file_type="glb", force="scene", process=False)
+        loaded = trimesh.load(io.BytesIO(data), file_type="glb", force="scene", process=False)
+        scene = cast(trimesh.Scene, loaded)
         geometries = scene.dump(concatenate=False) if len(scene.geometry) else []
     except Exception as exc:  # trimesh raises many types for damaged files
         raise InputError(path, f"not a readable glb file: {exc}") from exc

@@ -40,7 +40,7 @@ from precompute.meshes.glb import TriangleMesh, read_glb
 from precompute.meshes.lods import Levels, build_levels, face_targets
 from precompute.meshes.occupancy import instance_occupancy
 from precompute.meshes.octree import Octree, build_segment
-from precompute.meshes.output import first_view_bytes, write_output
+from precompute.meshes.output import first_view_bytes, size_of, write_output
 from precompute.points.ndjson import read_records
 
 ANGSTROM = 1e-10
@@ -69,7 +69,8 @@ def convert_oriented_mesh(
     records = read_records(picks, "OrientedPoint", points, volume_size_xyz)
     if len(records) == 0:
         raise InputError(picks, f"no picks to place the particle model {template.name} at")
-    assert records.rotation is not None
+    rotation, xyz = records.rotation, records.xyz
+    assert rotation is not None  # OrientedPoint records always have one
     source = read_glb(template, options.max_faces)
     model = TriangleMesh(source.vertices / voxel_spacing, source.faces)  # Å -> voxels
     count = len(records)
@@ -89,7 +90,7 @@ def convert_oriented_mesh(
         for start in range(0, count, step):
             chosen = order[start : start + step]
             vertices, faces = place_instances(
-                mesh.vertices, mesh.faces, records.rotation[chosen], records.xyz[chosen]
+                mesh.vertices, mesh.faces, rotation[chosen], xyz[chosen]
             )
             if level == 0:
                 bounds.extend((vertices.min(axis=0), vertices.max(axis=0)))
@@ -101,7 +102,7 @@ def convert_oriented_mesh(
     segment = build_segment(octree, len(levels.meshes), cells_of, workers)
     data, manifest, coarsest_bytes = segment.finish(levels.scales)
     low, high = np.min(bounds, axis=0), np.max(bounds, axis=0)
-    size = volume_size_xyz or tuple(int(np.ceil(max(h, 1.0))) for h in high)
+    size = volume_size_xyz or size_of(high)
     text = description or (
         f"{count} picks of {template.name} ({len(source.faces)} triangles); "
         f"levels of detail {segment.triangles} triangles"
@@ -110,7 +111,7 @@ def convert_oriented_mesh(
         sizes = write_output(tmp, voxel_spacing, size, data, manifest, label, text)
         first_view = first_view_bytes(tmp, manifest, coarsest_bytes)
     spacing_m = voxel_spacing * ANGSTROM
-    extent = extent_m or tuple(float(s) * spacing_m for s in size)
+    extent = extent_m or (size[0] * spacing_m, size[1] * spacing_m, size[2] * spacing_m)
     grid = Grid.for_extent(extent)
     occupancy, closed = instance_occupancy(records.xyz, levels.meshes[0], spacing_m, grid, extent)
     return Summary(

@@ -102,6 +102,12 @@ def _metadata_bytes(folder: Path) -> int:
     return sum((folder / name).stat().st_size for name in names)
 
 
+def size_of(upper: np.ndarray) -> tuple[int, int, int]:
+    """Volume size (voxels) that holds a mesh reaching ``upper``, when no tomogram says."""
+    x, y, z = (max(1, int(np.ceil(v))) for v in upper)
+    return x, y, z
+
+
 def first_view_bytes(folder: Path, manifest: bytes, coarsest: int) -> int:
     """Bytes a viewer fetches to draw the coarsest level everywhere: the metadata, the
     mesh shard's index and minishard index, the manifest and the coarsest fragments."""

@@ -23,7 +23,7 @@ from precompute.meshes.glb import TriangleMesh, read_glb
 from precompute.meshes.lods import build_levels, face_targets
 from precompute.meshes.occupancy import mesh_occupancy
 from precompute.meshes.octree import Octree, build_segment
-from precompute.meshes.output import first_view_bytes, write_output
+from precompute.meshes.output import first_view_bytes, size_of, write_output
 
 ANGSTROM = 1e-10
 
@@ -64,12 +64,12 @@ def convert_triangular_mesh(
     segment = build_segment(octree, len(levels.meshes), cells_of, threads)
     data, manifest, coarsest_bytes = segment.finish(levels.scales)
     low, high = mesh.bounds
-    size = volume_size_xyz or tuple(int(np.ceil(max(h, 1.0))) for h in high)
+    size = volume_size_xyz or size_of(high)
     with atomic.atomic_directory(output) as tmp:
         sizes = write_output(tmp, voxel_spacing, size, data, manifest, label, description)
         first_view = first_view_bytes(tmp, manifest, coarsest_bytes)
     spacing_m = voxel_spacing * ANGSTROM
-    extent = extent_m or tuple(float(s) * spacing_m for s in size)
+    extent = extent_m or (size[0] * spacing_m, size[1] * spacing_m, size[2] * spacing_m)
     occupancy, closed = mesh_occupancy(mesh, spacing_m, Grid.for_extent(extent), extent)
     return Summary(
         kind="mesh",

@@ -56,6 +56,8 @@ class Source:
     rotations: np.ndarray | None = None  # OrientedPoint: (n, 3, 3)
     instance_ids: np.ndarray | None = None  # InstanceSegmentation: (n,)
     pyramid: Pyramid | None = None  # masks
+    mesh: bytes | None = None  # TriangularMesh: the glb itself
+    template: bytes | None = None  # OrientedPoint: particle model glb (mesh_source_path)
 
     def object_count(self) -> int:
         """Portal rule: records, distinct instances, distinct labels, or 0 for semantic masks."""
@@ -65,6 +67,8 @@ class Source:
             return len(self.labels())
         if self.shape == "SegmentationMask":
             return 0
+        if self.shape == "TriangularMesh":
+            return 1
         return len(self.points)
 
     def labels(self) -> list[int]:
@@ -163,10 +167,18 @@ def write_annotation(target: Target, spec: AnnotationSpec) -> AnnotationRecord:
     for source in spec.sources:
         base = f"{target.folder}/{stem}_{source.shape.lower()}"
         flag = source.is_visualization_default
+        if source.mesh is not None:
+            write_bytes(target.root / f"{base}.glb", source.mesh)
+            files.append(FileRecord(source.shape, "glb", f"{base}.glb", flag))
+            continue
         if source.pyramid is None:
             _check_bounds(source.points, target.size_xyz, base)
             write_bytes(target.root / f"{base}.ndjson", source.ndjson())
-            files.append(FileRecord(source.shape, "ndjson", f"{base}.ndjson", flag))
+            model = None
+            if source.template is not None:
+                model = f"{base}_template.glb"
+                write_bytes(target.root / model, source.template)
+            files.append(FileRecord(source.shape, "ndjson", f"{base}.ndjson", flag, True, model))
             continue
         level0 = source.pyramid.levels[0]
         if level0.shape != tuple(reversed(target.size_xyz)):
@@ -189,6 +201,7 @@ def write_annotation(target: Target, spec: AnnotationSpec) -> AnnotationRecord:
             "path": f.path,
             "shape": f.shape,
             "is_visualization_default": f.is_visualization_default,
+            **({"mesh_source_path": f.mesh_source_path} if f.mesh_source_path else {}),
         }
         for f in files
     ]

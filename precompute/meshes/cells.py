@@ -49,6 +49,58 @@ def unpack(key: int) -> Cell:
     return key & mask, (key >> _BITS) & mask, (key >> (2 * _BITS)) & mask
 
 
+def unpack_all(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell indices x, y, z of an array of keys."""
+    mask = (1 << _BITS) - 1
+    return keys & mask, (keys >> _BITS) & mask, (keys >> (2 * _BITS)) & mask
+
+
+def place_by_cells(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    rotations: np.ndarray,
+    locations: np.ndarray,
+    origin: np.ndarray,
+    cell: float,
+    batch_faces: int = 1 << 21,
+) -> dict[Cell, list[Piece]]:
+    """The template at every pick, in pieces per grid cell.
+
+    A pick whose bounding ball lies in one cell contributes its whole copy to that cell
+    (contiguous slices of one vectorised transform, no per-triangle work); only the others
+    go through :func:`split_by_cells`. Picks are taken in cell order, ``batch_faces``
+    triangles at a time, so memory stays bounded.
+    """
+    radius = float(np.linalg.norm(vertices, axis=1).max())
+    low = cell_index(locations - radius, origin, cell).astype(np.int64)
+    high = cell_index(locations + radius, origin, cell).astype(np.int64)
+    whole = np.all(low == high, axis=1)
+    out: dict[Cell, list[Piece]] = {}
+    step = max(1, batch_faces // len(faces))
+    keys = pack(np.maximum(low, 0))
+    picks = np.flatnonzero(whole)
+    picks = picks[np.argsort(keys[picks], kind="stable")]
+    copies = faces.astype(np.uint32)
+    for start in range(0, len(picks), step):
+        chosen = picks[start : start + step]
+        placed, _ = place_instances(vertices, faces[:0], rotations[chosen], locations[chosen])
+        placed = placed.astype(np.float32).reshape(len(chosen), len(vertices), 3)
+        run_keys = keys[chosen]
+        bounds = np.flatnonzero(np.r_[True, run_keys[1:] != run_keys[:-1], True])
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            offsets = (np.arange(b - a, dtype=np.uint32) * len(vertices))[:, None, None]
+            piece = (placed[a:b].reshape(-1, 3), (copies[None] + offsets).reshape(-1, 3))
+            out.setdefault(unpack(int(run_keys[a])), []).append(piece)
+    cut = np.flatnonzero(~whole)
+    cut = cut[np.lexsort(low[cut].T)]  # neighbours together: fewer cells per batch
+    for start in range(0, len(cut), step):
+        chosen = cut[start : start + step]
+        placed, tiled = place_instances(vertices, faces, rotations[chosen], locations[chosen])
+        for key, pieces in split_by_cells(placed, tiled, origin, cell).items():
+            out.setdefault(key, []).extend(pieces)
+    return out
+
+
 def split_by_cells(
     vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray, cell: float
 ) -> dict[Cell, list[Piece]]:
@@ -56,18 +108,44 @@ def split_by_cells(
     out: dict[Cell, list[Piece]] = {}
     if len(faces) == 0:
         return out
+    keys, same = _classify(vertices, faces, origin, cell)
+    _group(vertices, faces[same], keys[same, 0], out)
+    if not same.all():
+        corners = cut_at_planes(vertices[faces[~same]], origin, cell)
+        flat = np.arange(3 * len(corners), dtype=np.int64).reshape(-1, 3)
+        _group(corners.reshape(-1, 3), flat, _centroid_keys(corners, origin, cell), out)
+    return out
+
+
+def cut_triangles(
+    vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray, cell: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every triangle as (k, 3, 3) corners, cut at the cell planes, and each one's cell key
+    (:func:`pack`); for sums over cells, where pieces need no vertices of their own."""
+    keys, same = _classify(vertices, faces, origin, cell)
+    corners = vertices[faces[same]]
+    cells = keys[same, 0]
+    if not same.all():
+        cut = cut_at_planes(vertices[faces[~same]], origin, cell)
+        corners = np.concatenate([corners, cut])
+        cells = np.concatenate([cells, _centroid_keys(cut, origin, cell)])
+    return corners, cells
+
+
+def _classify(
+    vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray, cell: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cell key of each corner (m, 3), and which triangles have all three in one cell."""
     index = cell_index(vertices, origin, cell).astype(np.int64)
     np.maximum(index, 0, out=index)  # rounding just below the origin
-    corner = index[faces]  # (m, 3 vertices, 3 axes)
-    same = np.all(corner == corner[:, :1, :], axis=(1, 2))
-    _group(vertices, faces[same], pack(corner[same, 0, :]), out)
-    crossing = faces[~same]
-    if len(crossing):
-        corners = cut_at_planes(vertices[crossing], origin, cell)
-        index = cell_index(corners.mean(axis=1), origin, cell).astype(np.int64)
-        flat = np.arange(3 * len(corners), dtype=np.int64).reshape(-1, 3)
-        _group(corners.reshape(-1, 3), flat, pack(np.maximum(index, 0)), out)
-    return out
+    keys = pack(index)[faces]
+    return keys, (keys[:, 0] == keys[:, 1]) & (keys[:, 0] == keys[:, 2])
+
+
+def _centroid_keys(corners: np.ndarray, origin: np.ndarray, cell: float) -> np.ndarray:
+    """Cell keys of triangles that cross no plane (their centroid's cell)."""
+    index = cell_index(corners.mean(axis=1), origin, cell).astype(np.int64)
+    return pack(np.maximum(index, 0))
 
 
 def _group(

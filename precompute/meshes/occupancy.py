@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from cryoet_ng.summaries import Grid, Occupancy
-from precompute.meshes.cells import merge, split_by_cells
+from precompute.meshes.cells import cut_triangles, unpack_all
 from precompute.meshes.glb import TriangleMesh
 
 
@@ -61,17 +61,22 @@ def mesh_occupancy(
     sign = 1.0 if signed_volume(mesh) >= 0 else -1.0
     # Per cell of the mesh's own box (index - low): prism to the floor, signed projected
     # area, surface area; all in voxel units.
-    ext = tuple((high - low + 1)[::-1])  # (z, y, x)
-    prism, projected, surface = np.zeros(ext), np.zeros(ext), np.zeros(ext)
-    for (i, j, k), parts in split_by_cells(mesh.vertices, mesh.faces, low * cell, cell).items():
-        vertices, faces = merge(parts)
-        v = vertices.astype(np.float64)[faces]
-        normal = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
-        az = normal[:, 2] / 2
-        floor = (k + low[2]) * cell
-        prism[k, j, i] = np.sum(az * (v[:, :, 2].mean(axis=1) - floor))
-        projected[k, j, i] = az.sum()
-        surface[k, j, i] = np.linalg.norm(normal, axis=1).sum() / 2
+    ext = high - low + 1  # x, y, z
+    corners, keys = cut_triangles(mesh.vertices, mesh.faces, low * cell, cell)
+    x, y, z = unpack_all(keys)
+    flat = (z * ext[1] + y) * ext[0] + x
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    az = normal[:, 2] / 2
+    floor = (z + low[2]) * cell
+    size = int(np.prod(ext))
+    shape = tuple(ext[::-1])  # (z, y, x)
+
+    def total(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(flat, weights, minlength=size).reshape(shape)
+
+    prism = total(az * (corners[:, :, 2].mean(axis=1) - floor))
+    projected = total(az)
+    surface = total(np.linalg.norm(normal, axis=1) / 2)
     if closed:
         # Interior reaching through a cell's top: projected area of everything above it.
         above = np.cumsum(projected[::-1], axis=0)[::-1] - projected

@@ -10,13 +10,13 @@ requires.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from precompute.meshes.cells import Cell, Piece, merge
-from precompute.multilod import Manifest, complete_octree, encode_fragment
+from precompute.multilod import DRACO_LEVEL, Manifest, complete_octree, encode_fragment
 
 
 @dataclass(frozen=True)
@@ -43,27 +43,11 @@ class Octree:
 
 @dataclass
 class Segment:
-    """Fragments of one segment being built level by level, finest first."""
+    """Fragments of one segment, levels finest first (``blobs[l][node]``)."""
 
     octree: Octree
     blobs: list[dict[Cell, bytes]] = field(default_factory=list)
     triangles: list[int] = field(default_factory=list)
-
-    def add_level(self, nodes: dict[Cell, list[Piece]], threads: int) -> None:
-        """Encode the next level's nodes (Draco releases the GIL: ``threads`` at a time)."""
-        level = len(self.blobs)
-        size = self.octree.node_size(level)
-        keys = sorted(nodes)
-
-        def encode(key: Cell) -> bytes:
-            vertices, faces = merge(nodes[key])
-            lower = self.octree.origin + np.asarray(key, np.float64) * size
-            return encode_fragment(vertices, faces, lower, size, snap=level > 0)
-
-        with ThreadPoolExecutor(max(1, threads)) as pool:
-            blobs = list(pool.map(encode, keys))
-        self.blobs.append(dict(zip(keys, blobs, strict=True)))
-        self.triangles.append(sum(len(f) for pieces in nodes.values() for _, f in pieces))
 
     def finish(self, scales: Iterable[float]) -> tuple[bytes, bytes, int]:
         """(fragment data, manifest, bytes of the coarsest level's fragments)."""
@@ -90,9 +74,31 @@ def build_segment(
     levels: int,
     cells_of: Callable[[int], dict[Cell, list[Piece]]],
     threads: int,
+    compression_level: int = DRACO_LEVEL,
 ) -> Segment:
-    """Cut and encode ``levels`` levels, one at a time (only one level's pieces in memory)."""
+    """Cut every level and Draco-encode its nodes on ``threads`` threads (Draco and numpy
+    release the GIL). Cutting level l + 1 overlaps encoding level l; a level's pieces are
+    freed as its nodes are encoded."""
     segment = Segment(octree)
-    for level in range(levels):
-        segment.add_level(octree.nodes(level, cells_of(level)), threads)
+    pending: list[dict[Cell, Future[bytes]]] = []
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for level in range(levels):
+            nodes = octree.nodes(level, cells_of(level))
+            size = octree.node_size(level)
+            jobs: dict[Cell, Future[bytes]] = {}
+            count = 0
+            for key in sorted(nodes):
+                lower = octree.origin + np.asarray(key, np.float64) * size
+                pieces = nodes.pop(key)
+                count += sum(len(f) for _, f in pieces)
+                jobs[key] = pool.submit(_encode, pieces, lower, size, compression_level, level > 0)
+            pending.append(jobs)
+            segment.triangles.append(count)
+        for jobs in pending:
+            segment.blobs.append({key: job.result() for key, job in jobs.items()})
     return segment
+
+
+def _encode(pieces: list[Piece], lower: np.ndarray, size: float, level: int, snap: bool) -> bytes:
+    vertices, faces = merge(pieces)
+    return encode_fragment(vertices, faces, lower, size, level, snap=snap)

@@ -19,7 +19,7 @@ import numpy as np
 import zmesh
 
 from cryoet_ng.config import MeshConfig
-from precompute.meshes.glb import TriangleMesh, weld
+from precompute.meshes.glb import TriangleMesh
 
 
 @dataclass(frozen=True)
@@ -49,23 +49,45 @@ def simplify(mesh: TriangleMesh, target: int) -> TriangleMesh:
         return mesh
     source = zmesh.Mesh(mesh.vertices.astype(np.float32), mesh.faces.astype(np.uint32), None)
     out = zmesh.simplify_fqmr(source, target_count=int(target), preserve_border=True)
-    return weld(TriangleMesh(out.vertices.astype(np.float64), out.faces.astype(np.int64)))
+    # The simplifier returns a compact indexed mesh (no duplicate or unused vertices).
+    return TriangleMesh(out.vertices.astype(np.float64), out.faces.astype(np.int64))
 
 
 def build_levels(mesh: TriangleMesh, targets: list[int]) -> Levels:
-    """The chain of simplified meshes for ``targets`` (the first may already simplify).
+    """The chain of simplified meshes for ``targets`` (the first may already simplify)."""
+    chain = Chain(mesh, targets)
+    level = 0
+    while chain.get(level) is not None:
+        level += 1
+    return chain.levels()
 
-    A level that does not have fewer triangles than the one before ends the chain (the
-    simplifier stops when every collapse would exceed its error bound).
-    """
-    meshes = [simplify(mesh, targets[0])]
-    for target in targets[1:]:
-        nxt = simplify(meshes[-1], target)
-        if len(nxt.faces) >= len(meshes[-1].faces) or len(nxt.faces) == 0:
-            break
-        meshes.append(nxt)
-    scales = np.maximum.accumulate([max(median_edge(m), 1e-6) for m in meshes])
-    return Levels(meshes, [float(s) for s in scales])
+
+class Chain:
+    """The levels of detail, simplified on first use, so a caller can encode one level
+    while the next is simplified. A level that does not have fewer triangles than the one
+    before ends the chain (the simplifier stops when every collapse would exceed its error
+    bound)."""
+
+    def __init__(self, mesh: TriangleMesh, targets: list[int]) -> None:
+        self.meshes = [simplify(mesh, targets[0])]
+        self.targets = targets
+        self.ended = False
+
+    def get(self, level: int) -> TriangleMesh | None:
+        while len(self.meshes) <= level and not self.ended:
+            if len(self.meshes) >= len(self.targets):
+                self.ended = True
+                break
+            nxt = simplify(self.meshes[-1], self.targets[len(self.meshes)])
+            if len(nxt.faces) >= len(self.meshes[-1].faces) or len(nxt.faces) == 0:
+                self.ended = True
+                break
+            self.meshes.append(nxt)
+        return self.meshes[level] if level < len(self.meshes) else None
+
+    def levels(self) -> Levels:
+        scales = np.maximum.accumulate([max(median_edge(m), 1e-6) for m in self.meshes])
+        return Levels(list(self.meshes), [float(s) for s in scales])
 
 
 def median_edge(mesh: TriangleMesh, sample: int = 20_000) -> float:

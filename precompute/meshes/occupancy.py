@@ -51,10 +51,15 @@ def cell_volumes(grid: Grid, extent_m: tuple[float, float, float]) -> np.ndarray
 
 
 def mesh_occupancy(
-    mesh: TriangleMesh, voxel_m: float, grid: Grid, extent_m: tuple[float, float, float]
+    mesh: TriangleMesh,
+    voxel_m: float,
+    grid: Grid,
+    extent_m: tuple[float, float, float],
+    closed: bool | None = None,
 ) -> tuple[Occupancy, bool]:
-    """Fraction of each cell enclosed by ``mesh`` (voxel units), and whether it is closed."""
-    closed = is_closed(mesh)
+    """Fraction of each cell enclosed by ``mesh`` (voxel units), and whether it is closed
+    (``closed``: already known, e.g. of the mesh this one simplifies)."""
+    closed = is_closed(mesh) if closed is None else closed
     cell = grid.cell_size / voxel_m  # grid cells in voxels; the grid's origin is 0
     low = np.floor(mesh.vertices.min(axis=0) / cell).astype(np.int64)
     high = np.floor(mesh.vertices.max(axis=0) / cell).astype(np.int64)

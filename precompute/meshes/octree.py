@@ -9,6 +9,7 @@ requires.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -69,21 +70,30 @@ class Segment:
         return b"".join(data), manifest.to_bytes(), sum(sizes[-1])
 
 
+def default_threads() -> int:
+    """Encoding threads when the caller does not say: the cores, at most 2 (a batch runs
+    one converter per core already)."""
+    return min(2, os.cpu_count() or 1)
+
+
 def build_segment(
     octree: Octree,
     levels: int,
-    cells_of: Callable[[int], dict[Cell, list[Piece]]],
+    cells_of: Callable[[int], dict[Cell, list[Piece]] | None],
     threads: int,
     compression_level: int = DRACO_LEVEL,
 ) -> Segment:
     """Cut every level and Draco-encode its nodes on ``threads`` threads (Draco and numpy
-    release the GIL). Cutting level l + 1 overlaps encoding level l; a level's pieces are
-    freed as its nodes are encoded."""
+    release the GIL). Making level l + 1 overlaps encoding level l; a level's pieces are
+    freed as its nodes are encoded. ``cells_of`` returning None ends the levels early."""
     segment = Segment(octree)
     pending: list[dict[Cell, Future[bytes]]] = []
     with ThreadPoolExecutor(max(1, threads)) as pool:
         for level in range(levels):
-            nodes = octree.nodes(level, cells_of(level))
+            cells = cells_of(level)
+            if cells is None:
+                break
+            nodes = octree.nodes(level, cells)
             size = octree.node_size(level)
             jobs: dict[Cell, Future[bytes]] = {}
             count = 0

@@ -26,7 +26,6 @@ are cut there. Vertices of all picks of a batch are transformed at once (one ein
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,7 @@ from precompute.meshes.cells import Cell, Piece, place_by_cells
 from precompute.meshes.glb import TriangleMesh, read_glb
 from precompute.meshes.lods import Levels, build_levels, face_targets
 from precompute.meshes.occupancy import instance_occupancy
-from precompute.meshes.octree import Octree, build_segment
+from precompute.meshes.octree import Octree, build_segment, default_threads
 from precompute.meshes.output import first_view_bytes, size_of, write_output
 from precompute.points.ndjson import read_records
 
@@ -94,7 +93,7 @@ def convert_oriented_mesh(
                     bounds.extend((vertices.min(axis=0), vertices.max(axis=0)))
         return cells
 
-    workers = threads or min(2, os.cpu_count() or 1)
+    workers = threads or default_threads()
     segment = build_segment(octree, len(levels.meshes), cells_of, workers, DRACO_INSTANCES)
     data, manifest, coarsest_bytes = segment.finish(levels.scales)
     low, high = np.min(bounds, axis=0), np.max(bounds, axis=0)

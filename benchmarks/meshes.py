@@ -85,7 +85,7 @@ def make_inputs(folder: Path, case: str) -> Path:
         vertices = _bumpy(ball.vertices * [60.0, 70.0, 100.0], rng, 0.15)  # Å
         model = simplify(TriangleMesh(vertices, ball.faces.astype(np.int64)), TEMPLATE_FACES)
         mesh = trimesh.Trimesh(model.vertices, model.faces, process=False)
-        (folder / "template.glb").write_bytes(mesh.export(file_type="glb"))
+        (folder / "template.glb").write_bytes(_glb(mesh))
         xyz = rng.uniform(0, 1, (PICKS, 3)) * (np.asarray(VOLUME) - 1)
         q = rng.normal(size=(PICKS, 4))
         q /= np.linalg.norm(q, axis=1, keepdims=True)
@@ -122,8 +122,14 @@ def make_inputs(folder: Path, case: str) -> Path:
         d = (i * 200 + (j + 1) % 200).ravel()
         faces = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])
         mesh = trimesh.Trimesh(points, faces, process=False)
-        (folder / "surface.glb").write_bytes(mesh.export(file_type="glb"))
+        (folder / "surface.glb").write_bytes(_glb(mesh))
     return folder
+
+
+def _glb(mesh: Any) -> bytes:
+    data = mesh.export(file_type="glb")
+    assert isinstance(data, bytes)
+    return data
 
 
 # --- children -----------------------------------------------------------------------------
@@ -329,7 +335,8 @@ def main() -> None:
         print(json.dumps(run_ours(args.child, Path(args.source), Path(args.out))))
         return
     loads = [load()]
-    rows, simplifiers = [], []
+    rows: list[tuple[str, dict[str, list[dict[str, Any]]]]] = []
+    simplifiers: list[tuple[str, str, int, float]] = []
     with tempfile.TemporaryDirectory(prefix="meshbench-") as tmp:
         python, note = (None, "baseline skipped (--skip-portal)")
         if not args.skip_portal:

@@ -82,36 +82,48 @@ class PrecomputeConfig:
     workers: int = 0
 
 
+def _documented(default: Any, doc: str) -> Any:
+    """A field's default with its documentation (``metadata["doc"]``)."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class TemplateRule:
     """A particle model for oriented picks without ``mesh_source_path``."""
 
-    # glb file: relative to the data root (like mesh_source_path), or absolute.
-    path: str
-    # Matches the annotation_object id (e.g. GO:0045259) or name (case-insensitive).
-    object_id: str | None = None
-    object_name: str | None = None
+    path: str  # glb file: relative to the data root, or absolute
+    object_id: str | None = _documented(None, "Matches the annotation_object id (GO:...).")
+    object_name: str | None = _documented(
+        None, "Matches the annotation_object name (case-insensitive)."
+    )
 
 
 @dataclass(frozen=True)
 class MeshConfig:
     """Mesh annotations (TriangularMesh) and particle models at oriented picks."""
 
-    # A glb with more triangles than this is refused.
-    max_faces: int = 5_000_000
-    # Levels of detail at most; each coarser level has `reduction` times fewer triangles.
-    lods: int = 5
-    reduction: float = 4.0
-    # No level of a model is simplified below this many triangles.
-    min_faces: int = 12
-    # Particle models: total triangles of the finest level at most (above it the model is
-    # simplified to fit, as the portal's max_faces_for_first_lod) and of the coarsest
-    # level, which the viewer loads for the whole tomogram first.
-    instance_faces: int = 10_000_000
-    first_view_faces: int = 250_000
-    # Triangles per octree node aimed at: one Draco fragment of ~10-20 KB, one request.
-    node_faces: int = 16_000
-    templates: tuple[TemplateRule, ...] = ()
+    max_faces: int = _documented(5_000_000, "A glb with more triangles than this is refused.")
+    lods: int = _documented(5, "Levels of detail at most.")
+    reduction: float = _documented(4.0, "Each coarser level has this many times fewer triangles.")
+    min_faces: int = _documented(12, "No level of a model is simplified below this.")
+    instance_faces: int = _documented(
+        10_000_000,
+        "Particle models: total triangles of the finest level at most; above it the model is "
+        "simplified to fit (the portal's max_faces_for_first_lod).",
+    )
+    first_view_faces: int = _documented(
+        250_000,
+        "Particle models: total triangles of the coarsest level, which the viewer loads for "
+        "the whole tomogram first.",
+    )
+    node_faces: int = _documented(
+        16_000, "Triangles per octree node aimed at: one Draco fragment of ~10-20 KB."
+    )
+    templates: tuple[TemplateRule, ...] = _documented(
+        (),
+        "Particle models for oriented picks without mesh_source_path: a list of {object_id or "
+        "object_name, path}; the first match wins.",
+    )
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ _STEP = 3.0  # Å per grid step of the model's density
 
 
 def _glb(vertices: np.ndarray, faces: np.ndarray) -> bytes:
-    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
-    return bytes(mesh.export(file_type="glb"))
+    data = trimesh.Trimesh(vertices=vertices, faces=faces, process=False).export(file_type="glb")
+    assert isinstance(data, bytes)  # glb export is binary
+    return data
 
 
 def atp_synthase_template(faces: int = 3000) -> bytes:

@@ -5,9 +5,11 @@ Format (``"format": "cryoet-ng-summary/1"``), all lengths in metres, axes x, y, 
 
 ``kind``
     ``"annotation"`` (points, oriented points, instance points), ``"segmentation"``
-    (masks) or ``"tomogram"`` (image statistics).
+    (masks), ``"mesh"`` (triangular meshes, particle models at oriented picks) or
+    ``"tomogram"`` (image statistics).
 ``count``
-    Annotations (points: one per record), or non-zero voxels for a segmentation.
+    Annotations (points: one per record), non-zero voxels for a segmentation, objects for
+    a mesh (1 for a triangular mesh, one per pick for particle models).
 ``bounds``
     ``{"lower": [x,y,z], "upper": [x,y,z]}``: exact bounds of the content, or
     ``null`` when empty. Points: the coordinates; masks: the voxel boxes' corners.
@@ -17,8 +19,8 @@ Format (``"format": "cryoet-ng-summary/1"``), all lengths in metres, axes x, y, 
     "measure": "count" | "fraction", "values": [...]}``.
     ``values`` is flat with x fastest (index ``x + nx*(y + ny*z)``). ``count``: annotations
     whose position falls in the cell. ``fraction``: share of the cell's volume covered by
-    the mask (0..1, 4 decimals). Cells are cubes; the longest axis has at most
-    :data:`GRID_CELLS` cells, so layers of the same tomogram share one grid.
+    the mask, or enclosed by the mesh (0..1, 4 decimals). Cells are cubes; the longest axis
+    has at most :data:`GRID_CELLS` cells, so layers of the same tomogram share one grid.
 ``labels``
     Segmentation only: ``{"<label>": voxel_count}`` for every label present.
 ``fingerprint``
@@ -116,7 +118,7 @@ class Occupancy:
 
 @dataclass
 class Summary:
-    kind: Literal["annotation", "segmentation", "tomogram"]
+    kind: Literal["annotation", "segmentation", "tomogram", "mesh"]
     count: int = 0
     bounds: tuple[list[float], list[float]] | None = None
     occupancy: Occupancy | None = None

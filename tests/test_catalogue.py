@@ -124,7 +124,7 @@ def test_damaged_tree_gives_warnings_not_crashes(broken_tree: Path, tmp_path: Pa
     run = cat.run("10000", "TS_026")
     assert run is not None
     ids = sorted(a.id for a in run.annotations if a.voxel_spacing == 13.48)
-    assert ids == ["100", "101", "102", "105", "106"]
+    assert ids == ["100", "101", "102", "105", "106", "107"]
     membrane = next(a for a in run.annotations if a.id == "105")
     assert [(f.shape, f.format) for f in membrane.files] == [("SegmentationMask", "mrc")]
     tomo = cat.run("10001", "TS_100").tomograms[0]

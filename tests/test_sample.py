@@ -33,7 +33,7 @@ TOMOGRAM_FIELDS = {
 }  # fmt: skip
 SHAPES = {
     "Point", "OrientedPoint", "InstanceSegmentation", "SegmentationMask",
-    "InstanceSegmentationMask",
+    "InstanceSegmentationMask", "TriangularMesh",
 }  # fmt: skip
 
 
@@ -148,7 +148,10 @@ def test_every_metadata_file_parses_with_required_fields(
             assert set(meta["confidence"]) == {"precision", "recall", "ground_truth_used"}
             assert (sample_root / meta["confidence"]["ground_truth_used"]).is_file()
         for entry in meta["files"]:
-            assert set(entry) == {"format", "path", "shape", "is_visualization_default"}
+            keys = {"format", "path", "shape", "is_visualization_default"}
+            if entry["shape"] == "OrientedPoint":  # its particle model
+                keys.add("mesh_source_path")
+            assert set(entry) == keys
             assert entry["shape"] in SHAPES
             assert not entry["path"].startswith(("/", "s3:", "http"))
         # Volumes are always listed twice (zarr + mrc), as the portal does.

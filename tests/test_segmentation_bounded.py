@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 from test_segmentation import SPACING, blobs, check_output, convert, make_job, write_zarr
 
 from cryoet_ng.config import PrecomputeConfig
+from precompute.multilod import FragmentSpill, Frame, mesh_sharding
+from precompute.multilod.shards import layout
 from precompute.segmentation.mesh_blocks import NODE
-from precompute.segmentation.mesh_shard import FragmentSpill, write_shard
-from precompute.segmentation.meshes import MeshOptions, mesh_sharding, write_meshes
+from precompute.segmentation.meshes import MeshOptions, write_meshes
 from precompute.segmentation.volume import plan_scales
 
 # z, y, x: 3 x 2 x 3 bricks of 128 and 2 x 2 x 3 LOD-0 nodes; 4 scales, 3 passes at 128.
@@ -126,8 +127,6 @@ def test_streamed_shard_is_cloud_volumes(labels: list[int], data: st.DataObject)
     """The shard streamed from the spill file equals cloud-volume's synthesize_shards."""
     from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
 
-    from precompute.segmentation.mesh_shard import label_layout
-
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         spill = FragmentSpill(out)
@@ -143,10 +142,11 @@ def test_streamed_shard_is_cloud_volumes(labels: list[int], data: st.DataObject)
         fragments = list({(f[0], f[1], f[2]): f for f in fragments}.values())
         spill.add(fragments[::-1])  # arrival order must not matter
         sharding = mesh_sharding(len(labels))
-        names = write_shard(out, sharding, spill, labels, num_lods=2)
+        frame = Frame([NODE] * 3, [-0.5] * 3, [1.0, 2.0], [[0.0] * 3, [-0.5] * 3])
+        names = spill.write(out, sharding, frame)
         blobs_, manifests = {}, {}
         for label, rows in spill.by_label().items():
-            spans, manifest = label_layout(rows, 2)
+            spans, manifest = layout(rows, 2, frame)
             spill.file.seek(0)
             everything = spill.file.read()
             body = b"".join(everything[o : o + n] for o, n in spans.tolist())

@@ -64,10 +64,12 @@ class Source:
     rotations: np.ndarray | None = None  # OrientedPoint: (n, 3, 3)
     instance_ids: np.ndarray | None = None  # InstanceSegmentation: (n,)
     pyramid: Pyramid | None = None  # masks
+    mesh: bytes | None = None  # TriangularMesh: the glb itself
+    template: bytes | None = None  # OrientedPoint: particle model glb (mesh_source_path)
 
     @property
     def has_data(self) -> bool:
-        return self.points is not None or self.pyramid is not None
+        return self.points is not None or self.pyramid is not None or self.mesh is not None
 
     def object_count(self) -> int:
         """Portal rule: records, distinct instances, distinct labels, or 0 for semantic masks
@@ -80,6 +82,8 @@ class Source:
             return len(self.labels())
         if self.shape == "SegmentationMask":
             return 0
+        if self.shape == "TriangularMesh":
+            return 1
         return len(self._need(self.points, "points"))
 
     def labels(self) -> list[int]:
@@ -224,10 +228,18 @@ def write_annotation(
             formats = ("zarr", "mrc") if source.shape in VOLUME_SHAPES else ("ndjson",)
             files += [FileRecord(source.shape, f, f"{base}.{f}", flag, False) for f in formats]
             continue
+        if source.mesh is not None:
+            write_bytes(target.root / f"{base}.glb", source.mesh)
+            files.append(FileRecord(source.shape, "glb", f"{base}.glb", flag))
+            continue
         if source.pyramid is None:
             _check_bounds(source._need(source.points, "points"), target.size_xyz, base)
             write_bytes(target.root / f"{base}.ndjson", source.ndjson())
-            files.append(FileRecord(source.shape, "ndjson", f"{base}.ndjson", flag))
+            model = None
+            if source.template is not None:
+                model = f"{base}_template.glb"
+                write_bytes(target.root / model, source.template)
+            files.append(FileRecord(source.shape, "ndjson", f"{base}.ndjson", flag, True, model))
             continue
         level0 = source.pyramid.levels[0]
         if level0.shape != tuple(reversed(target.size_xyz)):
@@ -268,4 +280,6 @@ def _file_entry(file: FileRecord) -> dict[str, Any]:
     entry: dict[str, Any] = {"format": file.format, "path": file.path, "shape": file.shape}
     if file.is_visualization_default is not None:
         entry["is_visualization_default"] = file.is_visualization_default
+    if file.mesh_source_path:
+        entry["mesh_source_path"] = file.mesh_source_path
     return entry

@@ -15,6 +15,7 @@ from cryoet_ng.sample.annotations import (
     Source,
     annotation_spec,
 )
+from cryoet_ng.sample.meshes import atp_synthase_template, membrane_surface
 from cryoet_ng.sample.metadata import COMMUNITY_AUTHORS, DATASET_AUTHORS
 from cryoet_ng.sample.omezarr import Pyramid, downsample_any, downsample_nearest
 from cryoet_ng.sample.scene import Scene, ellipsoid_area, surface_points
@@ -44,6 +45,8 @@ CYTOPLASM = AnnotationObject(
     description="Everything inside the plasma membrane: one large container mask",
 )
 VESICLE = AnnotationObject("GO:0031982", "vesicle")
+# The membrane as a triangle mesh (slug plasma_membrane_surface).
+MEMBRANE_SURFACE = AnnotationObject("GO:0016020", "membrane", description="plasma membrane surface")
 MICROTUBULE = AnnotationObject("GO:0005874", "microtubule")
 NUCLEOSOME = AnnotationObject("GO:0000786", "nucleosome")
 
@@ -146,7 +149,11 @@ def full_annotations(
             authors=DATASET_AUTHORS,
             sources=(
                 Source(
-                    "OrientedPoint", True, points=scene.atp_centres, rotations=scene.atp_rotations
+                    "OrientedPoint",
+                    True,
+                    points=scene.atp_centres,
+                    rotations=scene.atp_rotations,
+                    template=atp_synthase_template(),
                 ),
             ),
         ),
@@ -194,6 +201,18 @@ def full_annotations(
                 pyramid=Pyramid.build(labels, VOXEL_SPACING, downsample_nearest),
             ),
             Source("Point", False, points=scene.vesicle_centres.astype(np.float64)),
+        ),
+        AnnotationSpec(
+            obj=MEMBRANE_SURFACE,
+            ingest_id="membrane-3",
+            method_type="automated",
+            ground_truth=False,
+            curator_recommended=True,
+            method="MemBrain-seg v9b, mid-plane surface by marching cubes",
+            software="MemBrain-seg + surface_dice",
+            deposition_id=DATASET_DEPOSITION,
+            authors=DATASET_AUTHORS,
+            sources=(Source("TriangularMesh", True, mesh=membrane_surface(scene)),),
         ),
     ]
 

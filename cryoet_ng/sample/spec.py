@@ -46,6 +46,8 @@ class FileRecord:
     path: str  # bucket-relative
     is_visualization_default: bool | None  # None: not in the metadata
     written: bool = True
+    # OrientedPoint: bucket-relative glb of the particle model (see sample/meshes.py).
+    mesh_source_path: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ Everything a node needs is read here, from the written scale, so nodes are indep
 (:mod:`.parallel`) and memory per task is one node's block (129^3 labels) plus its meshes.
 
 Stored-model coordinates are level-0 voxel units, voxel ``i`` spanning ``[i, i + 1)``; a
-fragment is quantised to its node's box (see :func:`fragment`).
+fragment is quantised to its node's box (:func:`precompute.multilod.encode_pieces`).
 """
 
 from __future__ import annotations
@@ -19,22 +19,19 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
-import DracoPy
 import meshoptimizer
 import numpy as np
 import tensorstore as ts
 import zmesh
 from meshoptimizer._loader import lib as meshoptimizer_library
 
+from precompute.multilod import Fragment, Piece, Position, encode_pieces
 from precompute.segmentation.volume import open_scale
 
 SUB = 64  # sub-block edge in voxels of the LOD's scale; an octree node is 2 x SUB
 NODE = 2 * SUB
-QUANT_BITS = 16
-QMAX = (1 << QUANT_BITS) - 1
 REDUCTION = 4  # simplification target: a quarter of the marching-cubes triangles
 MAX_ERROR = 1.0  # ... moving the surface by at most one voxel of the LOD's scale
-DRACO_LEVEL = 7
 
 # meshopt_simplifyWithAttributes through the bindings' library: their Python function for it
 # declares no argument types (ctypes then cannot pass the float error), so declare them here.
@@ -49,10 +46,7 @@ _SIMPLIFY.argtypes = [
 _SIMPLIFY.restype = ctypes.c_size_t
 _ERROR_ABSOLUTE = meshoptimizer.SIMPLIFY_ERROR_ABSOLUTE  # target_error in voxels, not relative
 
-Node = tuple[int, int, int]  # x, y, z
-# Vertices (float64, voxel-centre coordinates of the LOD's scale) and faces.
-Piece = tuple[np.ndarray, np.ndarray]
-Fragment = tuple[int, int, Node, bytes]  # label, lod, node, Draco bytes
+Node = Position  # x, y, z
 
 
 def mesh_nodes(root: Path, lod: int, nodes: list[Node]) -> list[Fragment]:
@@ -75,7 +69,7 @@ def mesh_nodes(root: Path, lod: int, nodes: list[Node]) -> list[Fragment]:
                     origin = np.array(node) * NODE + np.array([dx, dy, dz]) * SUB - 1
                     _mesh_sub_block(mesher, sub, origin, pieces)
         for label in sorted(pieces):
-            blob = fragment(pieces[label], np.array(node))
+            blob = encode_pieces(pieces[label], np.array(node) * NODE - 1, NODE)
             if blob:
                 out.append((label, lod, node, blob))
     return out
@@ -166,30 +160,3 @@ def _closed_inside(faces: np.ndarray, on_face: np.ndarray) -> bool:
     single = keys[new][counts == 1]
     ends = np.stack([single >> np.uint64(32), single & np.uint64(0xFFFFFFFF)], 1).astype(np.int64)
     return bool(on_face[ends].all())
-
-
-def fragment(pieces: list[Piece], node: np.ndarray) -> bytes:
-    """Quantise the pieces into the node's box and Draco-encode them as one mesh."""
-    if not pieces:
-        return b""
-    offsets = np.cumsum([0] + [len(v) for v, _ in pieces[:-1]])
-    vertices = np.concatenate([v for v, _ in pieces])
-    faces = np.concatenate([f + o for (_, f), o in zip(pieces, offsets, strict=True)])
-    rel = (vertices - (node * NODE - 1)) / NODE
-    q = np.rint(np.clip(rel, 0.0, 1.0) * QMAX).astype(np.int64)
-    # Weld the copies of sub-block seam vertices (identical after quantisation).
-    keys = q[:, 0] | (q[:, 1] << 16) | (q[:, 2] << 32)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    faces = inverse.reshape(-1)[faces]
-    keep = (
-        (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    )
-    if not keep.any():
-        return b""
-    points = q[first].astype(np.uint32)
-    return DracoPy.encode(
-        points,
-        faces[keep].astype(np.uint32),
-        quantization_bits=QUANT_BITS,
-        compression_level=DRACO_LEVEL,
-    )

@@ -5,7 +5,8 @@ downsampling), simplified with the border locked (:mod:`.mesh_blocks`). Each LOD
 by octree nodes (``NODE``^3 voxels of its scale, read back from the written scale with one
 voxel of overlap), which are independent tasks spread over every core (:mod:`.parallel`).
 Fragments go to a spill file as they come and are streamed into the shard at the end
-(:mod:`.mesh_shard`), so memory is bounded by one node per worker, not by the mask.
+(:mod:`precompute.multilod`, shared with mesh annotations), so memory is bounded by one node
+per worker, not by the mask.
 
 Stored-model space is level-0 voxel units where voxel ``i`` spans ``[i, i + 1)``; the info's
 transform scales it to nanometres, the volume's physical space.
@@ -13,16 +14,14 @@ transform scales it to nanometres, the volume's physical space.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from cryoet_ng import atomic
-from precompute.segmentation.mesh_blocks import NODE, QUANT_BITS, Node, mesh_nodes
-from precompute.segmentation.mesh_shard import FragmentSpill, write_shard
+from precompute.multilod import FragmentSpill, Frame, mesh_info
+from precompute.segmentation.mesh_blocks import NODE, Node, mesh_nodes
 from precompute.segmentation.parallel import run_all, worker_count
 from precompute.segmentation.volume import Scale
 
@@ -63,15 +62,14 @@ def write_meshes(
     out = root / MESH_DIR
     out.mkdir()
     num_lods = lod_levels(scales, options.num_lods)
-    res = scales[0].resolution
-    sharding = mesh_sharding(len(labels))
-    info = {
-        "@type": "neuroglancer_multilod_draco",
-        "vertex_quantization_bits": QUANT_BITS,
-        "transform": [res[0], 0, 0, 0, 0, res[1], 0, 0, 0, 0, res[2], 0],
-        "lod_scale_multiplier": 1.0,
-        "sharding": sharding,
-    }
+    info = mesh_info(scales[0].resolution, len(labels))
+    frame = Frame(
+        chunk_shape=[NODE] * 3,
+        grid_origin=[-0.5] * 3,  # centre of padding voxel -1
+        lod_scales=[2.0**lod for lod in range(num_lods)],
+        # LOD l's voxel centres sit at (j + 0.5) * 2^l: shift its grid by 0.5 * (1 - 2^l).
+        vertex_offsets=[[0.5 * (1 - 2**lod)] * 3 for lod in range(num_lods)],
+    )
     tasks: list[tuple[Path, int, list[Node]]] = []
     for lod in range(num_lods if labels else 0):
         nodes = lod_nodes(scales[lod].size, lod, content)
@@ -84,7 +82,7 @@ def write_meshes(
         workers = worker_count(options.workers)
         for fragments in run_all(mesh_nodes, tasks, workers, pool=total >= options.pool_min_nodes):
             spill.add(fragments)
-        write_shard(out, sharding, spill, labels, num_lods)
+        spill.write(out, info["sharding"], frame)
     finally:
         spill.close()
     atomic.write_json(out / "info", info)
@@ -114,17 +112,3 @@ def lod_nodes(
         for y in range(lo[1], hi[1])
         for x in range(lo[0], hi[0])
     ]
-
-
-def mesh_sharding(num_labels: int) -> dict[str, Any]:
-    """One shard file; enough minishards that each index stays small."""
-    minishard_bits = max(0, math.ceil(math.log2(max(num_labels, 1) / 256)))
-    return {
-        "@type": "neuroglancer_uint64_sharded_v1",
-        "hash": "murmurhash3_x86_128",
-        "preshift_bits": 0,
-        "minishard_bits": minishard_bits,
-        "shard_bits": 0,
-        "minishard_index_encoding": "gzip",
-        "data_encoding": "raw",  # Draco is already compressed; offsets must stay exact
-    }

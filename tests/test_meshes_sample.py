@@ -1,0 +1,99 @@
+"""The sample tree's meshes: the ATP synthase model at its picks and the membrane surface."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from mesh_support import check_format, level_meshes
+
+from cryoet_ng.catalogue import Catalogue
+from cryoet_ng.config import MeshConfig, PrecomputeConfig
+from cryoet_ng.layout import output_name
+from cryoet_ng.sample import SampleManifest
+from cryoet_ng.sample.scene import ATP_HEAD_OFFSET
+from precompute.meshes import convert_oriented_mesh, convert_triangular_mesh, template_path
+from precompute.meshes.glb import read_glb
+
+
+def _annotation(catalogue: Catalogue, shape: str):
+    run = catalogue.run("10000", "TS_026")
+    assert run is not None
+    found = [(a, f) for a in run.annotations for f in a.files if f.shape == shape]
+    assert len(found) == 1
+    return run, *found[0]
+
+
+def test_oriented_particles_get_their_model(sample_root: Path, tmp_path: Path) -> None:
+    catalogue = Catalogue.scan(sample_root)
+    run, annotation, file = _annotation(catalogue, "OrientedPoint")
+    entry = next(f for f in annotation.metadata["files"] if f["shape"] == "OrientedPoint")
+    assert entry["mesh_source_path"] == file.relative_path.replace(".ndjson", "_template.glb")
+    model = template_path(annotation.metadata, annotation.metadata_path, sample_root, MeshConfig())
+    assert model is not None and model.read_bytes()[:4] == b"glTF"
+    template = read_glb(model, 10**6)
+    # Å, the pick at the head's centre, the stalk and ring up the particle's +z.
+    spacing = annotation.voxel_spacing
+    assert np.abs(template.vertices[:, :2]).max() == pytest.approx(3 * spacing, rel=0.05)
+    assert template.vertices[:, 2].max() > ATP_HEAD_OFFSET * spacing
+    out = tmp_path / output_name(annotation, "OrientedMesh")
+    tomogram = run.tomograms[0]
+    summary = convert_oriented_mesh(
+        model,
+        file.path,
+        out,
+        voxel_spacing=spacing,
+        options=MeshConfig(),
+        points=PrecomputeConfig(),
+        label=annotation.object_name,
+        volume_size_xyz=tomogram.size_xyz,
+    )
+    assert out.name.endswith("_orientedmesh")
+    picks = [json.loads(line) for line in file.path.read_text().splitlines()]
+    assert summary.count == len(picks) == annotation.metadata["object_count"]
+    levels = level_meshes(out)
+    # The whole model at every pick (slivers that quantise to nothing aside).
+    area = trimesh.Trimesh(template.vertices, template.faces, process=False).area
+    nm = spacing / 10
+    assert levels[0].area == pytest.approx(len(picks) * area * (nm / spacing) ** 2, rel=1e-3)
+    # Every head sits on its pick: each pick has model vertices within the head radius.
+    centres = np.array([[p["location"][a] for a in "xyz"] for p in picks]) * nm
+    near = np.linalg.norm(levels[0].vertices[None] - centres[:, None], axis=2) < 3.2 * nm
+    assert near.any(axis=1).all()
+    check_format(out)
+
+
+def test_membrane_surface_lies_on_the_membrane(
+    sample_root: Path, sample_manifest: SampleManifest, tmp_path: Path
+) -> None:
+    catalogue = Catalogue.scan(sample_root)
+    run, annotation, file = _annotation(catalogue, "TriangularMesh")
+    assert file.format == "glb" and file.path.name.endswith("_triangularmesh.glb")
+    assert annotation.metadata["object_count"] == 1
+    out = tmp_path / output_name(annotation, "TriangularMesh")
+    tomogram = run.tomograms[0]
+    summary = convert_triangular_mesh(
+        file.path,
+        out,
+        voxel_spacing=annotation.voxel_spacing,
+        options=MeshConfig(),
+        label=annotation.object_name,
+        volume_size_xyz=tomogram.size_xyz,
+    )
+    assert summary.kind == "mesh" and summary.extra["closed"] is False
+    # Inside the tomogram, and on the thin membrane mask of the same tree.
+    glb = read_glb(file.path, 10**6)
+    assert glb.vertices.min() >= -1e-6
+    assert np.all(glb.vertices.max(axis=0) <= np.asarray(tomogram.size_xyz) - 1 + 1e-6)
+    import tensorstore as ts
+
+    membrane = next(a for a in run.annotations if a.stem.startswith("membrain_seg"))
+    zarr = next(f.path for f in membrane.files if f.format == "zarr")
+    spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": str(zarr / "0")}}
+    mask = ts.open(spec).result().read().result()
+    ijk = np.clip(np.rint(glb.vertices).astype(int), 0, np.asarray(mask.shape[::-1]) - 1)
+    assert mask[ijk[:, 2], ijk[:, 1], ijk[:, 0]].mean() > 0.95
+    check_format(out)

@@ -5,21 +5,26 @@ shared/portal-data-format.md). Both layouts are read: the current
 ``<run>/Reconstructions/VoxelSpacing<vs>/{Tomograms/<id>,Annotations/<id>}`` and,
 read-only, the older ``<run>/Tomograms/VoxelSpacing<vs>/{CanonicalTomogram,Annotations}``.
 
+The tree is read through a :mod:`cryoet_ng.store` (local folder, ``s3://``, ``gs://``,
+or ``https://`` with its published index) by :mod:`cryoet_ng.treescan`, which turns
+listings and metadata documents into plain records; the same records are what
+:mod:`cryoet_ng.index` stores, so a catalogue built from a live scan and one loaded from
+the index are the same. Items of a local tree carry :class:`pathlib.Path` objects, those
+of a remote tree :class:`cryoet_ng.store.Location` objects (see :data:`TreePath`).
+
 A partial or damaged tree never raises: every problem becomes a
 :class:`CatalogueWarning` naming the path, and the item is skipped.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from cryoet_ng.store import Location, TreePath
 
 POINT_SHAPES = ("Point", "OrientedPoint", "InstanceSegmentation")
 VOLUME_SHAPES = ("SegmentationMask", "InstanceSegmentationMask")
@@ -38,7 +43,7 @@ _OLD_ANNOTATION = re.compile(r"^(\d+)-(.+[0-9])\.json$")
 
 @dataclass(frozen=True)
 class CatalogueWarning:
-    path: Path
+    path: TreePath
     message: str
     # True when an input was skipped because of it (a batch then fails); False for notes
     # about a valid but partial tree, such as a run without tomograms.
@@ -74,9 +79,13 @@ def annotation_stem(metadata: dict[str, Any]) -> str:
 class AnnotationFile:
     shape: str
     format: str
-    path: Path  # absolute local path of the data file or directory
+    path: TreePath  # the data file or directory (local path, or Location on a store)
     relative_path: str  # bucket-relative path as written in the metadata
     is_visualization_default: bool | None  # None when the metadata does not say
+    exists: bool = True  # found by the listing (outside the run: assumed)
+    # Cheap change signature of the input (sizes and versions of its objects), from the
+    # listing; None when unknown.
+    signature: str | None = None
 
     @property
     def is_precomputable(self) -> bool:
@@ -87,7 +96,7 @@ class AnnotationFile:
 class Annotation:
     id: str  # annotation id, unique per VoxelSpacing directory
     voxel_spacing: float  # Å per voxel of the coordinates / volume
-    metadata_path: Path
+    metadata_path: TreePath
     metadata: dict[str, Any] = field(repr=False, compare=False)
     files: tuple[AnnotationFile, ...] = ()
 
@@ -142,11 +151,12 @@ class Annotation:
 class Tomogram:
     id: str
     voxel_spacing: float
-    metadata_path: Path
+    metadata_path: TreePath
     metadata: dict[str, Any] = field(repr=False, compare=False)
-    omezarr_path: Path | None = None
+    omezarr_path: TreePath | None = None
     omezarr_relative: str | None = None
-    mrc_path: Path | None = None
+    mrc_path: TreePath | None = None
+    omezarr_signature: str | None = None  # as AnnotationFile.signature
 
     @property
     def size_xyz(self) -> tuple[int, int, int] | None:
@@ -167,13 +177,13 @@ class Tomogram:
 @dataclass
 class VoxelSpacingDir:
     spacing: float
-    path: Path  # the VoxelSpacing<vs> folder
+    path: TreePath  # the VoxelSpacing<vs> folder
     tomograms: dict[str, Tomogram] = field(default_factory=dict)
     annotations: dict[str, Annotation] = field(default_factory=dict)
     legacy: bool = False
 
     @property
-    def precompute_dir(self) -> Path:
+    def precompute_dir(self) -> TreePath:
         return self.path / "NeuroglancerPrecompute"
 
 
@@ -181,7 +191,7 @@ class VoxelSpacingDir:
 class Run:
     dataset_id: str
     name: str
-    path: Path
+    path: TreePath
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
     spacings: dict[str, VoxelSpacingDir] = field(default_factory=dict)
 
@@ -203,12 +213,29 @@ class Run:
         )
         return tomograms[0] if tomograms else None
 
+    @property
+    def alignments(self) -> set[str]:
+        """Distinct alignment links of the run's tomograms and annotations."""
+        links = {t.alignment_metadata_path for t in self.tomograms}
+        links |= {a.alignment_metadata_path for a in self.annotations}
+        return {link for link in links if link}
+
+    def aligned(self, tomogram: Tomogram, annotation: Annotation) -> bool:
+        """Whether ``annotation`` belongs to ``tomogram``'s alignment (see module notes).
+
+        Both linked: the links must be equal, as the portal matches them
+        (``visualization_config.get_annotation_layer_info``). One side unlinked: only when
+        the run has at most one alignment, so the missing link cannot be another one
+        (legacy-layout trees have no links at all and keep every annotation).
+        """
+        mine, theirs = tomogram.alignment_metadata_path, annotation.alignment_metadata_path
+        if mine and theirs:
+            return mine == theirs
+        return len(self.alignments) <= 1
+
     def annotations_for(self, tomogram: Tomogram) -> list[Annotation]:
-        """Annotations of the tomogram's alignment (all of the run when unlinked)."""
-        link = tomogram.alignment_metadata_path
-        annotations = self.annotations
-        if link is not None:
-            annotations = [a for a in annotations if a.alignment_metadata_path in (None, link)]
+        """Annotations of the tomogram's alignment, ordered by spacing and id."""
+        annotations = [a for a in self.annotations if self.aligned(tomogram, a)]
         return sorted(annotations, key=lambda a: (a.voxel_spacing, _num(a.id)))
 
     def spacing_dir(self, spacing: float) -> VoxelSpacingDir | None:
@@ -218,23 +245,61 @@ class Run:
 @dataclass
 class Dataset:
     id: str
-    path: Path
+    path: TreePath
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
     runs: dict[str, Run] = field(default_factory=dict)
 
 
+class LazyDatasets(Mapping[str, Dataset]):
+    """Datasets by id, each built when first asked for (from an index)."""
+
+    def __init__(self, ids: list[str], load: Callable[[str], Dataset | None]) -> None:
+        self._ids = list(ids)
+        self._load = load
+        self._loaded: dict[str, Dataset | None] = {}
+
+    def __getitem__(self, dataset_id: str) -> Dataset:
+        if dataset_id not in self._loaded:
+            if dataset_id not in self._ids:
+                raise KeyError(dataset_id)
+            self._loaded[dataset_id] = self._load(dataset_id)
+        dataset = self._loaded[dataset_id]
+        if dataset is None:
+            raise KeyError(dataset_id)
+        return dataset
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, dataset_id: object) -> bool:
+        return dataset_id in self._ids
+
+    @property
+    def loaded(self) -> list[str]:
+        return [k for k, v in self._loaded.items() if v is not None]
+
+
 @dataclass
 class Catalogue:
-    root: Path
-    datasets: dict[str, Dataset] = field(default_factory=dict)
+    root: TreePath
+    datasets: Mapping[str, Dataset] = field(default_factory=dict)
     warnings: list[CatalogueWarning] = field(default_factory=list)
 
     @classmethod
-    def scan(cls, root: str | Path, datasets: list[str] | None = None) -> Catalogue:
-        """Read the tree under ``root`` (optionally only the named datasets)."""
-        catalogue = cls(Path(root).resolve())
-        _Scanner(catalogue).scan(datasets)
-        return catalogue
+    def scan(
+        cls,
+        root: str | Path,
+        datasets: list[str] | None = None,
+        runs: list[str] | None = None,
+    ) -> Catalogue:
+        """Read the tree at ``root`` (a folder or URL), optionally only the named datasets
+        and runs. An ``http(s)://`` tree cannot be listed: its published index is read."""
+        from cryoet_ng import treescan
+
+        return treescan.scan(root, datasets, runs)
 
     def run(self, dataset_id: str, run_name: str) -> Run | None:
         dataset = self.datasets.get(dataset_id)
@@ -244,179 +309,13 @@ class Catalogue:
         for dataset in self.datasets.values():
             yield from dataset.runs.values()
 
-    def relative(self, path: Path) -> str:
+    def relative(self, path: TreePath) -> str:
         """Path relative to the data root, with forward slashes (bucket-relative form)."""
+        if isinstance(path, Location):
+            return path.relative_to(self.root)
+        assert isinstance(self.root, Path)
         return path.resolve().relative_to(self.root).as_posix()
 
 
 def _num(text: str) -> tuple[int, str]:
     return (int(text), "") if text.isdigit() else (1 << 62, text)
-
-
-class _Scanner:
-    def __init__(self, catalogue: Catalogue) -> None:
-        self.cat = catalogue
-
-    def warn(self, path: Path, message: str, skipped: bool = True) -> None:
-        warning = CatalogueWarning(path, message, skipped)
-        self.cat.warnings.append(warning)
-        log.warning("%s", warning)
-
-    def read_json(self, path: Path) -> dict[str, Any] | None:
-        try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            self.warn(path, f"cannot read: {exc.strerror}")
-            return None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self.warn(path, f"not valid JSON ({exc}); skipped")
-            return None
-        if not isinstance(data, dict):
-            self.warn(path, "metadata is not a JSON object; skipped")
-            return None
-        return data
-
-    def scan(self, only: list[str] | None) -> None:
-        root = self.cat.root
-        if not root.is_dir():
-            self.warn(root, "data root is not a directory")
-            return
-        for ds_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit()):
-            if only and ds_dir.name not in only:
-                continue
-            meta_path = ds_dir / "dataset_metadata.json"
-            meta = self.read_json(meta_path) if meta_path.exists() else {}
-            dataset = Dataset(ds_dir.name, ds_dir, meta or {})
-            for run_dir in sorted(p for p in ds_dir.iterdir() if p.is_dir()):
-                run = self.scan_run(dataset, run_dir)
-                if run is not None:
-                    dataset.runs[run.name] = run
-            self.cat.datasets[dataset.id] = dataset
-
-    def scan_run(self, dataset: Dataset, run_dir: Path) -> Run | None:
-        meta_path = run_dir / "run_metadata.json"
-        recon = run_dir / "Reconstructions"
-        legacy = run_dir / "Tomograms"
-        if not meta_path.exists() and not recon.is_dir() and not legacy.is_dir():
-            return None  # Images/ and other non-run folders
-        meta = self.read_json(meta_path) if meta_path.exists() else {}
-        run = Run(dataset.id, run_dir.name, run_dir, meta or {})
-        for parent, is_legacy in ((recon, False), (legacy, True)):
-            if not parent.is_dir():
-                continue
-            for vs_dir in sorted(parent.iterdir()):
-                match = _VS_DIR.match(vs_dir.name)
-                if not (vs_dir.is_dir() and match):
-                    continue
-                vs = VoxelSpacingDir(float(match.group(1)), vs_dir, legacy=is_legacy)
-                if is_legacy:
-                    self.scan_legacy_spacing(run, vs)
-                else:
-                    self.scan_spacing(run, vs)
-                run.spacings[vs_dir.name if not is_legacy else f"legacy/{vs_dir.name}"] = vs
-        if not run.tomograms:
-            self.warn(run_dir, "run has no tomogram", skipped=False)
-        return run
-
-    def scan_spacing(self, run: Run, vs: VoxelSpacingDir) -> None:
-        tomo_root = vs.path / "Tomograms"
-        if tomo_root.is_dir():
-            for tdir in sorted(p for p in tomo_root.iterdir() if p.is_dir()):
-                meta_path = tdir / "tomogram_metadata.json"
-                if not meta_path.exists():
-                    self.warn(tdir, "tomogram folder without tomogram_metadata.json; skipped")
-                    continue
-                meta = self.read_json(meta_path)
-                if meta is not None:
-                    vs.tomograms[tdir.name] = self.make_tomogram(tdir.name, vs, meta_path, meta)
-        ann_root = vs.path / "Annotations"
-        if ann_root.is_dir():
-            for adir in sorted(p for p in ann_root.iterdir() if p.is_dir()):
-                metas = sorted(adir.glob("*[0-9].json"))
-                if not metas:
-                    self.warn(adir, "annotation folder without metadata file; skipped")
-                    continue
-                meta = self.read_json(metas[0])
-                if meta is not None:
-                    ann = self.make_annotation(adir.name, vs, metas[0], meta)
-                    if ann is not None:
-                        vs.annotations[ann.id] = ann
-
-    def scan_legacy_spacing(self, run: Run, vs: VoxelSpacingDir) -> None:
-        canonical = vs.path / "CanonicalTomogram"
-        meta_path = canonical / "tomogram_metadata.json"
-        if meta_path.exists():
-            meta = self.read_json(meta_path)
-            if meta is not None:
-                vs.tomograms["canonical"] = self.make_tomogram("canonical", vs, meta_path, meta)
-        ann_root = vs.path / "Annotations"
-        if ann_root.is_dir():
-            for meta_path in sorted(ann_root.glob("*[0-9].json")):
-                match = _OLD_ANNOTATION.match(meta_path.name)
-                if not match:
-                    continue
-                meta = self.read_json(meta_path)
-                if meta is not None:
-                    ann = self.make_annotation(match.group(1), vs, meta_path, meta)
-                    if ann is not None:
-                        vs.annotations[ann.id] = ann
-
-    def local_path(self, relative: str) -> Path | None:
-        """Bucket-relative path -> local path; None when it would leave the data root."""
-        path = (self.cat.root / relative.lstrip("/")).resolve()
-        return path if path.is_relative_to(self.cat.root) else None
-
-    def make_tomogram(
-        self, tomo_id: str, vs: VoxelSpacingDir, meta_path: Path, meta: dict[str, Any]
-    ) -> Tomogram:
-        zarr_rel = meta.get("omezarr_dir")
-        zarr_path = self.local_path(zarr_rel) if isinstance(zarr_rel, str) else None
-        if zarr_path is None or not zarr_path.is_dir():
-            found = sorted(meta_path.parent.glob("*.zarr"))
-            zarr_path = found[0] if found else None
-            zarr_rel = self.cat.relative(zarr_path) if zarr_path else None
-        mrc_rel = meta.get("mrc_file")
-        mrc_path = self.local_path(mrc_rel) if isinstance(mrc_rel, str) else None
-        if mrc_path is not None and not mrc_path.is_file():
-            mrc_path = None
-        if zarr_path is None:
-            self.warn(meta_path.parent, "tomogram has no OME-Zarr", skipped=False)
-        raw_spacing = meta.get("voxel_spacing", vs.spacing)
-        try:
-            spacing = float(raw_spacing)
-        except (TypeError, ValueError):
-            # A damaged metadata file must not stop the scan: use the folder's spacing.
-            self.warn(
-                meta_path, f"voxel_spacing {raw_spacing!r} is not a number; using {vs.spacing}"
-            )
-            spacing = vs.spacing
-        return Tomogram(tomo_id, spacing, meta_path, meta, zarr_path, zarr_rel, mrc_path)
-
-    def make_annotation(
-        self, ann_id: str, vs: VoxelSpacingDir, meta_path: Path, meta: dict[str, Any]
-    ) -> Annotation | None:
-        obj = meta.get("annotation_object")
-        if not isinstance(obj, dict) or not obj.get("name"):
-            self.warn(meta_path, "annotation metadata lacks annotation_object.name; skipped")
-            return None
-        files = []
-        for i, entry in enumerate(meta.get("files") or []):
-            if not isinstance(entry, dict) or not {"shape", "format", "path"} <= set(entry):
-                self.warn(meta_path, f"files[{i}] lacks shape/format/path; entry skipped")
-                continue
-            rel = str(entry["path"])
-            local = self.local_path(rel)
-            if local is None:
-                self.warn(meta_path, f"files[{i}] path {rel!r} leaves the data root; skipped")
-                continue
-            flag = entry.get("is_visualization_default")
-            files.append(
-                AnnotationFile(
-                    shape=str(entry["shape"]),
-                    format=str(entry["format"]),
-                    path=local,
-                    relative_path=rel,
-                    is_visualization_default=None if flag is None else bool(flag),
-                )
-            )
-        return Annotation(ann_id, vs.spacing, meta_path, meta, tuple(files))

@@ -8,6 +8,7 @@ the work (imported lazily, so ``--help`` stays fast):
     validate       -> precompute.validate    re-read outputs with independent readers
     state          -> ngstate.cli            one viewer state (or its explanation)
     export-states  -> ngstate.cli            every tomogram's state file
+    index          -> cryoet_ng.index        build or refresh the tree's index
     serve          -> server.cli             the Flask service (development server)
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cryoet_ng.config import Config, ConfigError, load_config
+from cryoet_ng.store import is_url
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=["test", "demo"], default="test", help="tomogram size")
 
     p = sub.add_parser("precompute", help="convert annotations and masks to precomputed formats")
-    p.add_argument("data_root", type=Path, metavar="DATA_ROOT")
+    p.add_argument("data_root", metavar="DATA_ROOT", help="folder, s3://, gs:// or https:// URL")
     p.add_argument(
         "--out", type=str, help="output root: folder or s3://, gs:// URL (default: in the tree)"
     )
@@ -74,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(p)
 
+    p = sub.add_parser("index", help="build or refresh the tree's index (beside the outputs)")
+    p.add_argument("data_root", metavar="DATA_ROOT", help="folder, s3:// or gs:// URL")
+    p.add_argument(
+        "--out", type=str, help="index root: folder or s3://, gs:// URL (default: output root)"
+    )
+    p.add_argument("--datasets", nargs="+", metavar="ID", help="only these datasets")
+    p.add_argument("--runs", nargs="+", metavar="NAME", help="only these runs")
+    p.add_argument("--rebuild", action="store_true", help="ignore the existing index")
+    _add_config(p)
+
     p = sub.add_parser("serve", help="run the View Tomogram service (development server)")
     _add_config(p)
     p.add_argument("--data-root", type=Path, help="data tree (overrides the configuration)")
@@ -86,8 +98,8 @@ def config_for(args: argparse.Namespace) -> Config:
     """The configuration file named by ``--config``, with this command's overrides."""
     overrides: dict[str, object] = {}
     data_root = getattr(args, "data_root", None)
-    if data_root is not None:
-        overrides["data_root"] = str(data_root.resolve())
+    if data_root is not None and not is_url(data_root):  # URLs stay on args (precompute, index)
+        overrides["data_root"] = str(Path(data_root).resolve())
     out = getattr(args, "out", None)
     if isinstance(out, Path):
         overrides["output_root"] = str(out.resolve())
@@ -113,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from precompute import batch
 
             return batch.main(args, config)
+        if args.command == "index":
+            from cryoet_ng import index
+
+            return index.main(args, config)
         if args.command == "validate":
             from precompute import validate
 

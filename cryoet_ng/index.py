@@ -31,13 +31,14 @@ import gzip
 import hashlib
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryoet_ng.catalogue import Catalogue, CatalogueWarning, Dataset, LazyDatasets
-from cryoet_ng.store import NotFound, StoreError, TreeStore, open_store, tree_path
+from cryoet_ng.store import NotFound, StoreError, TreeStore, is_url, open_store, tree_path
 from cryoet_ng.treescan import Builder, Record, Scanner, build, is_document, root_of
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class TreeIndex:
     store: TreeStore
     top: dict[str, Any]
     _records: dict[str, Record] = field(default_factory=dict)
+    _stored: bytes = b""  # the top file as last read or written
 
     @classmethod
     def load(cls, store: TreeStore) -> TreeIndex | None:
@@ -89,7 +91,7 @@ class TreeIndex:
         if not isinstance(top, dict) or top.get("format") != FORMAT:
             found = top.get("format") if isinstance(top, dict) else type(top).__name__
             raise IndexFormatError(f"{store.url_of(TOP)}: not a {FORMAT} index (found {found!r})")
-        return cls(store, top)
+        return cls(store, top, _stored=_pack(top))
 
     @classmethod
     def empty(cls, store: TreeStore, root: str) -> TreeIndex:
@@ -134,9 +136,14 @@ class TreeIndex:
         self._records.pop(dataset_id, None)
 
     def save(self) -> None:
-        """Write the top file (one atomic write), then remove dataset files it no longer names."""
+        """Write the top file (one atomic write) if it changed, then remove the dataset files
+        it no longer names."""
         self.top["datasets"] = dict(sorted(self.top["datasets"].items()))
-        self.store.write(TOP, _pack(self.top))
+        data = _pack(self.top)
+        if data == self._stored:
+            return
+        self.store.write(TOP, data)
+        self._stored = data
         if not self.store.can_list:
             return
         named = {info["file"] for info in self.top["datasets"].values()}
@@ -226,6 +233,34 @@ def refresh(
     report.seconds = time.perf_counter() - start
     catalogue = build(store, [_only(r, runs) for r in records], report.warnings)
     return catalogue, report
+
+
+def catalogue_for_batch(
+    data_root: str | Path,
+    index_root: str | Path,
+    datasets: list[str] | None,
+    runs: list[str] | None,
+) -> Catalogue:
+    """``precompute``'s catalogue: refresh the index under ``index_root`` and return what
+    was selected; a tree that cannot be listed (https://) is read from its published index."""
+    store = open_store(data_root)
+    if not store.can_list:
+        return open_catalogue(store, store, datasets, runs)
+    catalogue, report = refresh(data_root, index_root, datasets, runs)
+    log.info("index: %s", report.line())
+    return catalogue
+
+
+def main(args: Any, config: Any) -> int:
+    """``cryoet-ng index DATA_ROOT [--out ROOT]``: exit 0, or 1 when an input was skipped."""
+    index_root = args.out or (args.data_root if is_url(args.data_root) else config.out_root)
+    _, report = refresh(
+        args.data_root, index_root, args.datasets, args.runs, rebuild=args.rebuild, keep=False
+    )
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"index {open_store(index_root).url_of(TOP)}: {report.line()}")
+    return 1 if any(w.skipped for w in report.warnings) else 0
 
 
 def _may_hold(store: TreeStore, dataset_id: str, runs: list[str]) -> bool:

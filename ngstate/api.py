@@ -11,6 +11,7 @@ from urllib.parse import quote
 from cryoet_ng import layout
 from cryoet_ng.catalogue import Catalogue, Run, Tomogram
 from cryoet_ng.config import Config, LayerStyle, SelectionConfig
+from cryoet_ng.store import TreePath
 from cryoet_ng.summaries import summary_path
 from ngstate import cache, colors, layers
 from ngstate.candidates import Candidate, gather, numeric_id
@@ -218,7 +219,7 @@ def state_inputs_mtime(
     as 0 (their later appearance raises the folder's mtime, which is included).
     """
     run, tomogram = resolve(catalogue, dataset_id, run_name, tomogram_id)
-    paths: list[Path] = [
+    paths: list[TreePath] = [
         tomogram.metadata_path,
         layout.tomogram_summary(options.out_root, run, tomogram),
     ]
@@ -230,6 +231,8 @@ def state_inputs_mtime(
                 paths += [output.parent, output, summary_path(output), output / "info"]
     newest = 0.0
     for path in dict.fromkeys(paths):
+        if not isinstance(path, Path):
+            continue  # on an object store: no mtime to watch (the index refresh covers it)
         try:
             newest = max(newest, os.stat(path).st_mtime)
         except OSError:

@@ -33,13 +33,16 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from cryoet_ng import index
 from cryoet_ng.atomic import remove_stale_temporaries
-from cryoet_ng.catalogue import VOLUME_SHAPES, Catalogue
+from cryoet_ng.catalogue import VOLUME_SHAPES
 from cryoet_ng.config import Config
+from cryoet_ng.store import is_url
 from precompute import storage
 from precompute.jobs import Job, TomogramJob, discover
 from precompute.report import BatchReport
 from precompute.runner import Outcome, execute, output_of
+from precompute.signatures import SignatureRecords
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,9 @@ def main(args: argparse.Namespace, config: Config) -> int:
         runs=tuple(args.runs or ()),
     )
     try:
-        with storage.output_root(args.out, config.out_root) as out:
+        # A remote tree's outputs go into the tree itself only when asked to (--out).
+        out_arg = args.out or (args.data_root if is_url(args.data_root) else None)
+        with storage.output_root(out_arg, config.out_root) as out:
             report = run_batch(args.data_root, out, config, plan)
     except storage.StorageError as exc:
         print(f"cryoet-ng precompute: {exc}", file=sys.stderr)
@@ -89,11 +94,17 @@ def main(args: argparse.Namespace, config: Config) -> int:
     return 0 if report.ok else 1
 
 
-def run_batch(data_root: Path, out: storage.OutputRoot, config: Config, plan: Plan) -> BatchReport:
-    """Scan the tree, clean leftovers, run every job and collect the outcomes."""
+def run_batch(
+    data_root: str | Path, out: storage.OutputRoot, config: Config, plan: Plan
+) -> BatchReport:
+    """Refresh the tree's index, clean leftovers, run every job and collect the outcomes."""
     start = time.perf_counter()
-    catalogue = Catalogue.scan(data_root, list(plan.datasets) or None)
-    jobs = list(discover(catalogue, out.local, list(plan.runs) or None))
+    catalogue = index.catalogue_for_batch(
+        data_root, out.url, list(plan.datasets) or None, list(plan.runs) or None
+    )
+    signatures = SignatureRecords.of(out.url, out.local)
+    jobs = signatures.apply(discover(catalogue, out.local, list(plan.runs) or None), config)
+    finished: list[Job] = []
     report = BatchReport(str(catalogue.root), out.url, plan.describe(), list(catalogue.warnings))
     out.prepare(jobs, force=plan.force)
     removed = sum(remove_stale_temporaries(f) for f in {output_of(j).parent for j in jobs})
@@ -104,6 +115,8 @@ def run_batch(data_root: Path, out: storage.OutputRoot, config: Config, plan: Pl
         for job, outcome in _outcomes(jobs, config, plan):
             if outcome.status == "done":
                 outcome = _publish(out, job, outcome)
+            if outcome.status != "failed":
+                finished.append(job)
             report.add(outcome)
             if outcome.status == "failed" and outcome.error is not None:
                 log.error("failed %s: %s", outcome.job, _where(outcome.error))
@@ -115,6 +128,7 @@ def run_batch(data_root: Path, out: storage.OutputRoot, config: Config, plan: Pl
                 refresh=False,
             )
             bar.update()
+    signatures.update(finished, config)
     report.seconds = time.perf_counter() - start
     return report
 

@@ -22,6 +22,7 @@ from cryoet_ng.catalogue import (
     Run,
     Tomogram,
 )
+from cryoet_ng.store import TreePath
 from cryoet_ng.summaries import summary_path
 
 ANGSTROM = 1e-10
@@ -31,7 +32,7 @@ ANGSTROM = 1e-10
 class AnnotationJob:
     """Convert one (annotation, shape) file into one precomputed output folder."""
 
-    source: Path  # ndjson file, OME-Zarr folder or MRC file
+    source: TreePath  # ndjson file, OME-Zarr folder or MRC file (local, or on a store)
     shape: str  # portal shape, e.g. "OrientedPoint"
     output: Path  # final output folder; its summary is summary_path(output)
     annotation_id: str
@@ -44,6 +45,10 @@ class AnnotationJob:
     diameter_angstrom: float | None = None
     dataset_id: str = ""
     run_name: str = ""
+    # Cheap change signature of the source (sizes and versions from the listing) and the
+    # fingerprint known for it from an earlier run (precompute.signatures); never hashed.
+    signature: str | None = None
+    known_fingerprint: str | None = None
 
     @property
     def summary(self) -> Path:
@@ -58,13 +63,15 @@ class AnnotationJob:
 class TomogramJob:
     """Compute the image-layer statistics of one tomogram into its summary JSON."""
 
-    source: Path  # OME-Zarr folder
+    source: TreePath  # OME-Zarr folder
     summary: Path
     tomogram_id: str
     voxel_spacing: float
-    mrc: Path | None = None
+    mrc: TreePath | None = None
     dataset_id: str = ""
     run_name: str = ""
+    signature: str | None = None  # as AnnotationJob.signature
+    known_fingerprint: str | None = None
 
     @property
     def name(self) -> str:
@@ -93,10 +100,11 @@ def run_jobs(run: Run, out_root: Path) -> Iterator[Job]:
                 mrc=tomogram.mrc_path,
                 dataset_id=run.dataset_id,
                 run_name=run.name,
+                signature=tomogram.omezarr_signature,
             )
     for annotation in run.annotations:
         reference = _reference_tomogram(run, annotation)
-        for shape, source in _sources(annotation):
+        for shape, source, signature in _sources(annotation):
             yield AnnotationJob(
                 source=source,
                 shape=shape,
@@ -109,29 +117,29 @@ def run_jobs(run: Run, out_root: Path) -> Iterator[Job]:
                 diameter_angstrom=_diameter(annotation),
                 dataset_id=run.dataset_id,
                 run_name=run.name,
+                signature=signature,
             )
 
 
-def _sources(annotation: Annotation) -> Iterator[tuple[str, Path]]:
+def _sources(annotation: Annotation) -> Iterator[tuple[str, TreePath, str | None]]:
     """(shape, input) per precomputable shape: ndjson for points, zarr (else mrc) for masks."""
     seen: set[str] = set()
     for f in annotation.files:
         if f.shape in POINT_SHAPES and f.format == "ndjson" and f.shape not in seen:
             seen.add(f.shape)
-            yield f.shape, f.path
+            yield f.shape, f.path, f.signature
     for shape in VOLUME_SHAPES:
         entries = [f for f in annotation.files if f.shape == shape]
         zarr = next((f for f in entries if f.format == "zarr"), None)
         mrc = next((f for f in entries if f.format == "mrc"), None)
-        chosen = zarr if zarr is not None and (zarr.path.exists() or mrc is None) else mrc
+        chosen = zarr if zarr is not None and (zarr.exists or mrc is None) else mrc
         if chosen is not None:
-            yield shape, chosen.path
+            yield shape, chosen.path, chosen.signature
 
 
 def _reference_tomogram(run: Run, annotation: Annotation) -> Tomogram | None:
     """The tomogram of the annotation's alignment, preferring the same voxel spacing."""
-    link = annotation.alignment_metadata_path
-    linked = [t for t in run.tomograms if link is None or t.alignment_metadata_path in (None, link)]
+    linked = [t for t in run.tomograms if run.aligned(t, annotation)]
     same = [t for t in linked if abs(t.voxel_spacing - annotation.voxel_spacing) < 1e-6]
     candidates = same or linked
     return min(candidates, key=lambda t: t.id) if candidates else None

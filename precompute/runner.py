@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from cryoet_ng.catalogue import POINT_SHAPES, VOLUME_SHAPES
 from cryoet_ng.config import Config
+from cryoet_ng.store import Location, TreePath
 from cryoet_ng.summaries import Summary
 from precompute.errors import InputError
 from precompute.fingerprint import fingerprint
@@ -70,7 +71,9 @@ def run_job(job: Job, config: Config) -> Summary:
     raise InputError(job.source, f"no converter for shape {job.shape!r}")
 
 
-def _relative(path: Path, root: Path) -> str:
+def _relative(path: TreePath, root: Path) -> str:
+    if isinstance(path, Location):
+        return path.key  # already relative to the data root
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

@@ -26,6 +26,7 @@ from werkzeug.http import dump_options_header
 from cryoet_ng.catalogue import Catalogue, Run
 from cryoet_ng.config import Config
 from cryoet_ng.layout import precompute_dir
+from cryoet_ng.store import TreePath
 from cryoet_ng.summaries import SUMMARY_SUFFIX
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def stamp_of(paths: tuple[str, ...]) -> Stamp:
 
 def watch_list(run: Run, out_root: Path) -> tuple[str, ...]:
     """Every path whose change can change a state of ``run`` (see the module docstring)."""
-    paths: list[Path] = [
+    paths: list[TreePath] = [
         run.path,
         run.path / "run_metadata.json",
         run.path / "Reconstructions",

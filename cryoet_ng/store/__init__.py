@@ -15,11 +15,12 @@ folder (zarr inputs).
 from __future__ import annotations
 
 import functools
+import io
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cryoet_ng.store.base import (
     Changed,
@@ -45,6 +46,8 @@ __all__ = [
     "StoreError",
     "TreePath",
     "TreeStore",
+    "input_file",
+    "input_size",
     "is_url",
     "kvstore_spec",
     "normalise_key",
@@ -171,6 +174,24 @@ def tree_path(store: TreeStore, key: str) -> TreePath:
     """The path of ``key`` as catalogue items carry it (local Path, else Location)."""
     local = store.local_path(key)
     return local if local is not None else Location(store.url, key)
+
+
+def input_size(path: TreePath) -> int:
+    """Size of an input file in bytes (OSError/StoreError when it is missing)."""
+    if isinstance(path, Location):
+        entry = path.store.head(path.key)
+        if entry is None:
+            raise NotFound(path.url, "not found")
+        return entry.size
+    return path.stat().st_size
+
+
+def input_file(path: TreePath) -> str | IO[bytes]:
+    """What a reader taking a file name or a binary file object (pyarrow, json) opens:
+    the local path, or the object's bytes fetched through the store."""
+    if isinstance(path, Location):
+        return io.BytesIO(path.read_bytes())
+    return str(path)
 
 
 def kvstore_spec(path: TreePath) -> dict[str, Any]:

@@ -36,8 +36,10 @@ class Listing:
         return not self.folders and not self.files
 
 
-class StoreError(Exception):
-    """A request failed for good (after retries); the message names the URL of the key."""
+class StoreError(OSError):
+    """A request failed for good (after retries); the message names the URL of the key.
+
+    An :class:`OSError`, so code written for local files reports it the same way."""
 
     def __init__(self, url: str, message: str) -> None:
         super().__init__(f"{url}: {message}")

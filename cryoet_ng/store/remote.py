@@ -43,8 +43,11 @@ from cryoet_ng.store.base import (
 )
 
 if TYPE_CHECKING:
+    from obstore import GetOptions
     from obstore.store import ClientConfig, RetryConfig
 
+# obstore raises its own errors, and builtin ones (FileNotFoundError for a missing key).
+_ERRORS = (BaseError, OSError)
 DEFAULT_REGION = "us-west-2"  # cryoet-data-portal-public
 _S3_CREDENTIALS = (
     "AWS_ACCESS_KEY_ID",
@@ -136,7 +139,7 @@ class ObjectTreeStore(TreeStore):
 
     def _error(self, key: str, exc: Exception, what: str) -> StoreError:
         url = self.url_of(key)
-        if isinstance(exc, NotFoundError):
+        if isinstance(exc, NotFoundError | FileNotFoundError):
             return NotFound(url, "not found")
         if isinstance(exc, PreconditionError):
             return Changed(url, "changed between listing and reading; run again")
@@ -163,7 +166,7 @@ class ObjectTreeStore(TreeStore):
         base = prefix.strip("/")
         try:
             result = obstore.list_with_delimiter(self._store, base or None)
-        except BaseError as exc:
+        except _ERRORS as exc:
             raise self._error(base, exc, "list") from exc
         folders = tuple(sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in result["common_prefixes"]))
         files = tuple(sorted((self._entry(m) for m in result["objects"]), key=lambda e: e.key))
@@ -176,26 +179,26 @@ class ObjectTreeStore(TreeStore):
         try:
             stream = obstore.list(self._store, base + "/" if base else None, chunk_size=1000)
             return [self._entry(m) for chunk in stream for m in chunk]
-        except BaseError as exc:
+        except _ERRORS as exc:
             raise self._error(base, exc, "list") from exc
 
     def read(self, key: str, version: str | None = None) -> bytes:
         self.requests["read"] += 1
-        options: dict[str, Any] = {}
+        options: GetOptions = {}
         if version is not None and version.startswith('"'):  # an ETag, not a timestamp
             options["if_match"] = version
         try:
             return bytes(obstore.get(self._store, key, options=options or None).bytes())
-        except BaseError as exc:
+        except _ERRORS as exc:
             raise self._error(key, exc, "read") from exc
 
     def head(self, key: str) -> Entry | None:
         self.requests["head"] += 1
         try:
             return self._entry(obstore.head(self._store, key))
-        except NotFoundError:
+        except (NotFoundError, FileNotFoundError):
             return None
-        except BaseError as exc:
+        except _ERRORS as exc:
             raise self._error(key, exc, "stat") from exc
 
     def is_folder(self, key: str) -> bool:
@@ -208,16 +211,16 @@ class ObjectTreeStore(TreeStore):
         self.requests["write"] += 1
         try:
             obstore.put(self._store, key, data)  # a single PUT replaces atomically
-        except BaseError as exc:
+        except _ERRORS as exc:
             raise self._error(key, exc, "write") from exc
 
     def delete(self, key: str) -> None:
         self.requests["delete"] += 1
         try:
             obstore.delete(self._store, key)
-        except NotFoundError:
+        except (NotFoundError, FileNotFoundError):
             pass
-        except BaseError as exc:
+        except _ERRORS as exc:
             raise self._error(key, exc, "delete") from exc
 
     def kvstore_spec(self, key: str) -> dict[str, Any]:

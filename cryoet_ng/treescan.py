@@ -145,7 +145,7 @@ class Scanner:
             try:
                 data = self.store.read(f"{run_key}/{rel}", version)
             except StoreError as exc:
-                errors[rel] = f"cannot read: {exc.reason}"
+                errors[rel] = exc.reason
                 complete = False
                 continue
             doc, error = parse_document(data)
@@ -178,7 +178,7 @@ class Scanner:
                 try:
                     doc, error = parse_document(self.store.read(meta_entry.key, meta_entry.version))
                 except StoreError as exc:
-                    doc, error = None, f"cannot read: {exc.reason}"
+                    doc, error = None, exc.reason
                 meta.update(doc=doc, error=error)
         old_runs: dict[str, Record] = dict((previous or {}).get("runs", {}))
         names = [n for n in listing.folders if not runs or n in runs]

@@ -46,6 +46,7 @@ __all__ = [
     "StoreError",
     "TreePath",
     "TreeStore",
+    "forget_stores",
     "input_file",
     "input_size",
     "is_url",
@@ -88,6 +89,12 @@ def _open_cached(url: str) -> TreeStore:
         known = ", ".join(f"{s}://" for s in sorted(SCHEMES))
         raise StoreError(url, f"unsupported URL scheme (known: {known}, or a local folder)")
     return factory(url)
+
+
+def forget_stores() -> None:
+    """Drop the cached remote stores (after the environment that configures them changed)."""
+    with _lock:
+        _open_cached.cache_clear()
 
 
 def open_store(root: str | Path) -> TreeStore:

@@ -146,7 +146,9 @@ class ObjectTreeStore(TreeStore):
         text = " ".join(str(exc).split())
         if "NoSuchBucket" in text:
             return NotFound(url, f"bucket {self.bucket!r} does not exist")
-        return StoreError(url, f"cannot {what}: {text[:400]}")
+        # obstore appends a Rust debug dump of the same error; the first part says it all.
+        text = text.split(" Debug source:")[0].split(": Error performing")[-1].strip(" :-")
+        return StoreError(url, f"cannot {what}: {text[:300]}")
 
     def _entry(self, meta: Any) -> Entry:
         version = meta.get("e_tag") or str(meta["last_modified"].timestamp())

@@ -10,11 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from cryoet_ng.catalogue import Catalogue
-from cryoet_ng.cli import main as cli
-from cryoet_ng.config import Config
-from cryoet_ng.store import Location, open_store
 from store_support import (
     empty_bucket,
     http_tree,
@@ -24,6 +19,11 @@ from store_support import (
     s3_environment,
     upload,
 )
+
+from cryoet_ng.catalogue import Catalogue
+from cryoet_ng.cli import main as cli
+from cryoet_ng.config import Config
+from cryoet_ng.store import Location, open_store
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")

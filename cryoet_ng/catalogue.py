@@ -12,6 +12,15 @@ listings and metadata documents into plain records; the same records are what
 the index are the same. Items of a local tree carry :class:`pathlib.Path` objects, those
 of a remote tree :class:`cryoet_ng.store.Location` objects (see :data:`TreePath`).
 
+Alignment matching (:meth:`Run.aligned`), as the portal's
+``visualization_config.get_annotation_layer_info`` does: an annotation belongs to a
+tomogram's state only when its ``alignment_metadata_path`` equals the tomogram's. Where
+a link is missing we differ from the portal, which skips unlinked tomograms and drops
+unlinked annotations: an unlinked annotation or tomogram is matched only when the run
+has at most one alignment (so the missing link cannot name another one). Legacy-layout
+trees have no links at all and keep every annotation of the run; a run with several
+alignments leaves its unlinked annotations out of every state.
+
 A partial or damaged tree never raises: every problem becomes a
 :class:`CatalogueWarning` naming the path, and the item is skipped.
 """
@@ -221,7 +230,7 @@ class Run:
         return {link for link in links if link}
 
     def aligned(self, tomogram: Tomogram, annotation: Annotation) -> bool:
-        """Whether ``annotation`` belongs to ``tomogram``'s alignment (see module notes).
+        """Whether ``annotation`` belongs to ``tomogram``'s alignment (see the module notes).
 
         Both linked: the links must be equal, as the portal matches them
         (``visualization_config.get_annotation_layer_info``). One side unlinked: only when

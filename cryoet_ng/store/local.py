@@ -62,13 +62,19 @@ class LocalStore(TreeStore):
         return Listing(tuple(sorted(folders)), tuple(sorted(files, key=lambda e: e.key)))
 
     def list_tree(self, prefix: str) -> list[Entry]:
+        """Every file under ``prefix``, and every empty folder as a key ending in ``/``."""
         self.requests["list"] += 1
         base = prefix.strip("/")
         top = self._path(base)
         found: list[Entry] = []
-        for folder, _dirs, names in os.walk(top):
+        for folder, dirs, names in os.walk(top):
             rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
             rel = "" if rel == "." else rel + "/"
+            if not dirs and not names and rel:
+                # An empty folder: invisible on an object store, but a local tree's
+                # metadata-only copies rely on it (e.g. an empty <run>.zarr placeholder).
+                st = os.stat(folder)
+                found.append(Entry(rel, 0, _version(st)))
             for name in names:
                 try:
                     st = os.stat(os.path.join(folder, name))

@@ -56,6 +56,7 @@ PRECOMPUTED_FORMATS = {
     "InstanceSegmentation": "ndjson",
     "SegmentationMask": "zarr",
     "InstanceSegmentationMask": "zarr",
+    "TriangularMesh": "glb",
 }
 _VS_DIR = re.compile(r"^VoxelSpacing(\d+(?:\.\d+)?)$")
 _OLD_ANNOTATION = re.compile(r"^(\d+)-(.+[0-9])\.json$")
@@ -94,6 +95,11 @@ class AnnotationFile:
     # Cheap change signature of the input (sizes and versions of its objects), from the
     # listing; None when unknown.
     signature: str | None = None
+    # OrientedPoint: the particle model glb placed at every pick, as declared
+    # (``mesh_source_path`` of the entry, else of the metadata: bucket-relative) and as
+    # found (None when it leaves the data root: the oriented-mesh job names that error).
+    mesh_source_path: str | None = None
+    mesh_source: TreePath | None = None
 
     @property
     def is_precomputable(self) -> bool:
@@ -621,6 +627,9 @@ class _RunBuilder:
                 self.b.warn(meta_key, f"files[{i}] path {declared!r} leaves the data root; skipped")
                 continue
             flag = entry.get("is_visualization_default")
+            model = entry.get("mesh_source_path") or meta.get("mesh_source_path")
+            model = str(model) if model and entry["shape"] == "OrientedPoint" else None
+            model_key = self.resolve(model)[0] if model else None
             files.append(
                 AnnotationFile(
                     shape=str(entry["shape"]),
@@ -630,6 +639,8 @@ class _RunBuilder:
                     is_visualization_default=None if flag is None else bool(flag),
                     exists=self.exists(key, found),
                     signature=f"{found[1]}:{found[2]}" if found else None,
+                    mesh_source_path=model,
+                    mesh_source=tree_path(self.b.store, model_key) if model_key else None,
                 )
             )
         return Annotation(ann_id, vs.spacing, tree_path(self.b.store, meta_key), meta, tuple(files))

@@ -9,9 +9,11 @@ The portal's naming, under any output root (the data tree itself by default)::
         <tomogram_id>-neuroglancer_config.json                 a tomogram's viewer state
 
 The *output type* is the portal shape lower-cased (``point``, ``orientedpoint``,
-``segmentationmask``...), or the name of an output derived from a shape (e.g.
-``orientedmesh``). An annotation output lives in its annotation's own voxel spacing; a
-tomogram's files in the tomogram's. ``precompute`` writes these paths, ``ngstate`` reads
+``segmentationmask``, ``triangularmesh``...), or the name of an output derived from a shape:
+``orientedmesh`` (:data:`ORIENTED_MESH`), the particle model at every pick of an
+OrientedPoint file, beside that file's ``orientedpoint`` output as the portal writes it.
+An annotation output lives in its annotation's own voxel spacing; a tomogram's files in
+the tomogram's. ``precompute`` writes these paths, ``ngstate`` reads
 them, ``validate`` walks them (:meth:`Layout.precompute_dirs`), the server watches them.
 """
 
@@ -33,6 +35,8 @@ PRECOMPUTE_DIR = "NeuroglancerPrecompute"
 SUMMARY_SUFFIX = ".summary.json"
 TOMOGRAM_SUMMARY = "-tomogram" + SUMMARY_SUFFIX
 STATE_FILE = "-neuroglancer_config.json"
+# Output type of the particle models placed at an OrientedPoint file's picks.
+ORIENTED_MESH = "OrientedMesh"
 
 
 def output_name(annotation: Annotation, output_type: str) -> str:
@@ -78,6 +82,10 @@ class Layout:
         """Output folder of one annotation file's conversion (see the module docstring)."""
         folder = self.precompute_dir(run, annotation.voxel_spacing)
         return folder / output_name(annotation, output_type)
+
+    def oriented_mesh_output(self, run: Run, annotation: Annotation) -> Path:
+        """``<annotation_id>-<slug>-<version>_orientedmesh/``: particle models at the picks."""
+        return self.annotation_output(run, annotation, ORIENTED_MESH)
 
     def annotation_summary(self, run: Run, annotation: Annotation, output_type: str) -> Path:
         return summary_path(self.annotation_output(run, annotation, output_type))

@@ -173,7 +173,9 @@ def check_meshes(folder: Path, summary: Summary) -> None:
     from cloudvolume import CloudVolume
 
     volume = CloudVolume(f"file://{folder}", progress=False, cache=False)
-    for label in sorted(summary.labels or {})[:MESH_SAMPLES]:
+    # Mesh annotations have one segment, 1 (precompute.meshes.output).
+    labels = [1] if summary.kind == "mesh" else sorted(summary.labels or {})
+    for label in labels[:MESH_SAMPLES]:
         mesh = volume.mesh.get(label)
         mesh = mesh[label] if isinstance(mesh, dict) else mesh
         if mesh is None or len(mesh.vertices) == 0:

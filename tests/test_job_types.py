@@ -13,10 +13,17 @@ import pytest
 from cryoet_ng import atomic
 from cryoet_ng.catalogue import Annotation, Catalogue, Run
 from cryoet_ng.config import Config
-from cryoet_ng.layout import Layout, summary_path
+from cryoet_ng.layout import ORIENTED_MESH, Layout, summary_path
 from cryoet_ng.summaries import Summary, read_summary
 from precompute.errors import Failure, InputError
-from precompute.job_types import REGISTRY, PointAnnotations, SegmentationMasks, TomogramStatistics
+from precompute.job_types import (
+    REGISTRY,
+    OrientedMeshes,
+    PointAnnotations,
+    SegmentationMasks,
+    TomogramStatistics,
+    TriangularMeshes,
+)
 from precompute.jobs import AnnotationJob, JobRegistry
 from precompute.runner import execute
 
@@ -52,7 +59,13 @@ def test_registry_discovers_every_input_in_a_stable_order(
     jobs = REGISTRY.jobs(catalogue, tmp_path)
     assert jobs == REGISTRY.jobs(catalogue, tmp_path)
     types = {type(j) for j in jobs}
-    assert types == {TomogramStatistics, PointAnnotations, SegmentationMasks}
+    assert types == {
+        TomogramStatistics,
+        PointAnnotations,
+        SegmentationMasks,
+        TriangularMeshes,
+        OrientedMeshes,
+    }
     assert len({j.target for j in jobs}) == len(jobs)  # no two jobs write one output
     layout = Layout(tmp_path)
     for run in catalogue.runs():
@@ -66,7 +79,8 @@ def test_registry_discovers_every_input_in_a_stable_order(
                     for a in run.annotations
                     if (a.id, a.voxel_spacing) == (job.annotation_id, job.voxel_spacing)
                 )
-                assert job.output == layout.annotation_output(run, annotation, job.shape)
+                kind = ORIENTED_MESH if isinstance(job, OrientedMeshes) else job.shape
+                assert job.output == layout.annotation_output(run, annotation, kind)
                 assert job.summary == summary_path(job.output) and job.output_folder == job.output
             else:
                 assert job.output_folder is None and job.target == job.summary

@@ -26,12 +26,14 @@ def good_out(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def _outputs(out: Path, kind: str) -> list[Path]:
-    """Output folders whose info says ``kind`` ("annotations" or "segmentation")."""
+    """Output folders whose info says ``kind`` ("annotations" or "segmentation": masks), or
+    mesh annotations ("mesh": a segmentation info without voxels, whose summary says so)."""
     found = []
     for info in sorted(out.rglob("NeuroglancerPrecompute/*/info")):
         meta = json.loads(info.read_text())
         is_annotation = meta.get("@type") == "neuroglancer_annotations_v1"
-        if is_annotation == (kind == "annotations"):
+        is_mesh = json.loads(summary_path(info.parent).read_text())["kind"] == "mesh"
+        if (kind == "mesh") == is_mesh and is_annotation == (kind == "annotations"):
             found.append(info.parent)
     assert found, kind
     return found
@@ -80,6 +82,13 @@ def leave_temporary(out: Path) -> Path:
     return stale
 
 
+def garble_mesh(out: Path) -> Path:
+    folder = _outputs(out, "mesh")[0]
+    victim = _data_files(folder / "mesh")[0]
+    victim.write_bytes(victim.read_bytes()[:64] + b"\x00garbage" * 16)
+    return folder
+
+
 def break_info(out: Path) -> Path:
     folder = _outputs(out, "segmentation")[-1]
     (folder / "info").write_text('{"type": "segmentation", "scales": [')
@@ -100,6 +109,7 @@ def test_validate_passes_on_good_outputs(good_out: Path, capsys) -> None:
         miscount_segmentation,
         leave_temporary,
         break_info,
+        garble_mesh,
     ],
 )
 def test_validate_reports_corruption(

@@ -7,6 +7,7 @@ Adding a job type: a module here defining a subclass of :class:`~precompute.jobs
 """
 
 from precompute.job_types.masks import SegmentationMasks
+from precompute.job_types.meshes import OrientedMeshes, TriangularMeshes
 from precompute.job_types.points import PointAnnotations
 from precompute.job_types.tomogram import TomogramStatistics
 from precompute.jobs import JobRegistry
@@ -15,5 +16,14 @@ REGISTRY = JobRegistry()
 REGISTRY.register(TomogramStatistics)
 REGISTRY.register(PointAnnotations)
 REGISTRY.register(SegmentationMasks)
+REGISTRY.register(TriangularMeshes)
+REGISTRY.register(OrientedMeshes)
 
-__all__ = ["REGISTRY", "PointAnnotations", "SegmentationMasks", "TomogramStatistics"]
+__all__ = [
+    "REGISTRY",
+    "OrientedMeshes",
+    "PointAnnotations",
+    "SegmentationMasks",
+    "TomogramStatistics",
+    "TriangularMeshes",
+]

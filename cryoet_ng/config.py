@@ -72,6 +72,9 @@ class LayerStyle:
     )
     image_gain: float = _doc(-7.8, "The tomogram layer's volumeRenderingGain.")
     mesh_render_scale: float = _doc(2.0, "Segmentation layers' meshRenderScale (level of detail).")
+    oriented_mesh_render_scale: float = _doc(
+        4.0, "Particle-model layers' meshRenderScale (the portal's: coarser, many models)."
+    )
     layout: str = _doc("4panel", "Neuroglancer layout.")
     gpu_memory_limit: int = _doc(1_500_000_000, "Neuroglancer GPU memory limit, bytes.")
 

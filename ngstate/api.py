@@ -144,6 +144,19 @@ def _colour_key(c: Candidate) -> colors.ColourKey:
     return colors.ColourKey(identity, (numeric_id(a.id), f"{a.voxel_spacing:g}|{c.shape}"))
 
 
+def _palette(cands: list[Candidate]) -> list[str]:
+    """Layer colours; particle models take the colour of their picks' layer (one thing,
+    drawn two ways), so adding them moves no other layer's colour."""
+
+    own = [i for i, c in enumerate(cands) if c.layer_type != "orientedmesh"]
+    colour = dict(zip(own, colors.assign([_colour_key(cands[i]) for i in own]), strict=True))
+    picks = {cands[i].file_key: colour[i] for i in own}
+    return [
+        colour.get(i) or picks.get(c.file_key) or colors.assign([_colour_key(c)])[0]
+        for i, c in enumerate(cands)
+    ]
+
+
 def _annotation_layer(
     c: Candidate, visible: bool, colour: str, tomogram: Tomogram, options: StateOptions
 ) -> dict[str, Any]:
@@ -157,8 +170,11 @@ def _annotation_layer(
         "colour": colour,
         "visible": visible,
     }
-    if c.family == "volume":
+    if c.family == "volume" or c.is_mesh:
         labels = c.labels
+        scale = options.style.mesh_render_scale
+        if c.layer_type == "orientedmesh":
+            scale = options.style.oriented_mesh_render_scale
         return layers.segmentation_layer(
             layers.SegmentationLayerOptions(
                 **common,
@@ -169,7 +185,7 @@ def _annotation_layer(
                     if len(labels) > 1
                     else {str(label): colour for label in labels}
                 ),
-                mesh_render_scale=options.style.mesh_render_scale,
+                mesh_render_scale=scale,
             )
         )
     return layers.annotation_layer(
@@ -204,7 +220,7 @@ def build_state(
     messages.extend(gathered.messages)
     cands = gathered.candidates
     decisions = select(cands, options.selection)
-    palette = colors.assign([_colour_key(c) for c in cands])
+    palette = _palette(cands)
     layer_json = [layers.image_layer(image)] if image is not None else []
     for c, d, colour in zip(cands, decisions, palette, strict=True):
         layer_json.append(_annotation_layer(c, d.visible, colour, tomogram, options))

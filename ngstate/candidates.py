@@ -20,7 +20,7 @@ from cryoet_ng.catalogue import (
 )
 from cryoet_ng.layout import Layout, summary_path
 from cryoet_ng.summaries import Summary
-from ngstate.inputs import state_inputs
+from ngstate.inputs import FileInput, state_inputs
 from ngstate.summary_reader import SummaryReader
 
 # Tiers, best first: (label, weight). Weights double per tier, so hiding two layers of
@@ -130,6 +130,10 @@ def is_specific_membrane(annotation: Annotation) -> bool:
     return ontology_id(annotation) in SPECIFIC_MEMBRANES
 
 
+# Layer type words of mesh outputs (the portal's): a TriangularMesh, particle models.
+MESH_LAYER_TYPES = ("mesh", "orientedmesh")
+
+
 def numeric_id(text: str) -> int:
     return int(text) if text.isdigit() else 1 << 62
 
@@ -151,7 +155,26 @@ class Candidate:
 
     @property
     def family(self) -> str:
+        """``point`` (particle models too: they are the picks drawn as models) or
+        ``volume`` (masks, triangular meshes)."""
         return "point" if self.shape in POINT_SHAPES else "volume"
+
+    @property
+    def file_key(self) -> tuple[object, ...]:
+        """The annotation file the layer shows (particle models share their picks')."""
+        return self.annotation.id, self.annotation.voxel_spacing, self.file.path
+
+    @property
+    def is_mesh(self) -> bool:
+        return self.layer_type in MESH_LAYER_TYPES
+
+    @property
+    def encloses(self) -> bool:
+        """Whether the layer can hide others in 3D: masks, and meshes that are closed
+        (the summary says so: an open membrane sheet encloses nothing)."""
+        if self.is_mesh:
+            return self.summary is not None and self.summary.extra.get("closed") is True
+        return self.family == "volume"
 
     @property
     def object_key(self) -> str:
@@ -222,7 +245,12 @@ class Gathered:
     messages: list[str]
 
 
-def _layer_type(annotation: Annotation, file: AnnotationFile, summary: Summary | None) -> str:
+def _layer_type(entry: FileInput, summary: Summary | None) -> str:
+    annotation, file = entry.annotation, entry.file
+    if entry.is_oriented_mesh:
+        return "orientedmesh"
+    if file.shape == "TriangularMesh":
+        return "mesh"
     if file.shape in ("Point", "InstanceSegmentation"):
         return "point"
     if file.shape == "OrientedPoint":
@@ -266,23 +294,21 @@ def gather(
     for entry in inputs.files:
         annotation, file, output = entry.annotation, entry.file, entry.output
         if output is None:
-            if file.shape == "TriangularMesh":
-                messages.append(
-                    f"annotation {annotation.id} ({annotation.object_name}): mesh files are "
-                    "not converted; left out"
-                )
             continue
+        if entry.is_oriented_mesh and not file.mesh_source_path and not output.is_dir():
+            continue  # no particle model: the picks are shown as axes only
         if not output.is_dir():
             messages.append(
                 f"annotation {annotation.id} ({annotation.object_name}) {file.shape}: "
                 f"precompute output {output.name} missing; layer left out"
             )
             continue
-        is_point = file.shape in POINT_SHAPES
-        expected = ("annotation",) if is_point else ("segmentation",)
+        is_mesh = entry.is_oriented_mesh or file.shape == "TriangularMesh"
+        is_point = file.shape in POINT_SHAPES and not is_mesh
+        expected = ("mesh",) if is_mesh else ("annotation",) if is_point else ("segmentation",)
         summary, note = _read_summary(reader, summary_path(output), expected)
         props = reader.info_properties(output) if is_point else frozenset()
-        layer_type = _layer_type(annotation, file, summary)
+        layer_type = _layer_type(entry, summary)
         name = f"{annotation.id} {annotation.object_name} {layer_type}"
         candidates.append(
             Candidate(name, annotation, file, layer_type, output, summary, note, props)

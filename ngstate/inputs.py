@@ -14,17 +14,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryoet_ng.catalogue import Annotation, AnnotationFile, Run, Tomogram
-from cryoet_ng.layout import Layout, summary_path
+from cryoet_ng.layout import ORIENTED_MESH, Layout, summary_path
 from cryoet_ng.store import TreePath
 
 
 @dataclass(frozen=True)
 class FileInput:
-    """One annotation file and, when one is precomputed from it, its output folder."""
+    """One annotation file and, when one is precomputed from it, its output folder.
+
+    An OrientedPoint file has a second entry for its particle models (``output_type``
+    :data:`~cryoet_ng.layout.ORIENTED_MESH`): that output exists when the annotation has a
+    ``mesh_source_path`` (in the metadata, or only in the portal's ingestion config, so the
+    folder decides).
+    """
 
     annotation: Annotation
     file: AnnotationFile
     output: Path | None  # None: nothing is precomputed from this file
+    output_type: str = ""  # the shape, or ORIENTED_MESH
+
+    @property
+    def is_oriented_mesh(self) -> bool:
+        return self.output_type == ORIENTED_MESH
 
     def paths(self) -> tuple[Path, ...]:
         """The output folder, its summary and its ``info`` file (none without an output)."""
@@ -60,9 +71,7 @@ def state_inputs(run: Run, tomogram: Tomogram | None, layout: Layout) -> StateIn
         tomograms = tuple(sorted(run.tomograms, key=lambda t: t.id))
         annotations = tuple(run.annotations)
     files = tuple(
-        FileInput(a, f, layout.annotation_output(run, a, f.shape) if f.is_precomputable else None)
-        for a in annotations
-        for f in a.files
+        entry for a in annotations for f in a.files for entry in _file_inputs(run, a, f, layout)
     )
     spacings = {t.voxel_spacing for t in tomograms} | {a.voxel_spacing for a in annotations}
     folders: list[TreePath] = list(run.scanned_paths())
@@ -76,3 +85,17 @@ def state_inputs(run: Run, tomogram: Tomogram | None, layout: Layout) -> StateIn
         files=files,
         folders=tuple(folders),
     )
+
+
+def _file_inputs(
+    run: Run, annotation: Annotation, file: AnnotationFile, layout: Layout
+) -> tuple[FileInput, ...]:
+    if not file.is_precomputable:
+        return (FileInput(annotation, file, None, file.shape),)
+    own = FileInput(
+        annotation, file, layout.annotation_output(run, annotation, file.shape), file.shape
+    )
+    if file.shape != "OrientedPoint":
+        return (own,)
+    models = layout.oriented_mesh_output(run, annotation)
+    return own, FileInput(annotation, file, models, ORIENTED_MESH)

@@ -1,14 +1,17 @@
 """Which layers are visible by default, and why (README.md, "Default-visible layers").
 
+0. Picks that have a particle model (``orientedmesh`` layer) are drawn as the models: the
+   bare oriented-point layer of the same file is hidden (the portal's rule), and the model
+   layer takes its place in the rules below.
 1. Same object and same shape family (point-like / volume-like): one is shown, the best by
    rank (vetted oriented picks first, then ground truth > curator-recommended >
    manual/hybrid > automated > simulated, then richer shape, newer version). An object is
    its ontology id, name, description and state; an automated prediction also defers to
    ground truth of the same ontology term and family whatever its description.
-2. Occlusion: a mask hiding a large share of another layer conflicts with it. The visible
-   set is the maximum-weight set with no conflicting pair (exact branch and bound per
-   connected component up to ``exact_limit`` layers, greedy beyond), so a container loses
-   to the several layers it would hide.
+2. Occlusion: a mask (or a closed mesh) hiding a large share of another layer conflicts
+   with it. The visible set is the maximum-weight set with no conflicting pair (exact
+   branch and bound per connected component up to ``exact_limit`` layers, greedy beyond),
+   so a container loses to the several layers it would hide.
 3. Policy ``auto`` / ``author`` / ``auto+author`` (the author's explicit flag is a fixed
    choice the automatic search works around), then the ``max_visible`` cap.
 Every layer gets a :class:`Decision` naming the other layers involved.
@@ -62,7 +65,8 @@ class Decision:
     visible: bool
     reason: str
     others: tuple[str, ...] = ()
-    rule: str = ""  # image, best, duplicate, occludes, occluded, author, cap, no-conflict
+    # image, best, duplicate, occludes, occluded, author, cap, no-conflict, models
+    rule: str = ""
     tier: str = ""
     weight: float = 0.0
     author_flag: bool | None = None
@@ -107,13 +111,14 @@ class _Selector:
         self.visible = [False] * n
         self.decisions: list[Decision | None] = [None] * n
         occupancies = [c.summary.occupancy if c.summary else None for c in self.cands]
-        occluders = [c.family == "volume" for c in self.cands]
+        occluders = [c.encloses for c in self.cands]
         self.share = occlusion.share_matrix(occupancies, occluders)
         hits = self.share >= config.occlusion_threshold
         self.prior = self._container_prior()
         # occludes[i, j]: i would hide j (measured, or assumed by the container prior)
         self.occludes = (hits & (self.share > 0)) | self.prior
         self.umbrella: dict[int, list[int]] = {}  # generic membrane -> specific ones shown
+        self.models = _particle_models(self.cands)  # bare picks -> their particle models
 
     def _container_prior(self) -> np.ndarray:
         """Assumed occlusion by compartment masks that have no occupancy summary.
@@ -160,6 +165,8 @@ class _Selector:
     # -- policies -------------------------------------------------------------------------
     def author_only(self) -> None:
         for i, c in enumerate(self.cands):
+            if i in self.models:
+                continue  # explained by _explain_models
             flag = c.author_flag
             word = "absent" if flag is None else str(flag).lower()
             self.visible[i] = bool(flag)
@@ -168,12 +175,12 @@ class _Selector:
             self.decide(i, bool(flag), "author", reason)
 
     def auto(self, honour_author: bool) -> None:
-        n = len(self.cands)
-        forced_on = {i for i in range(n) if honour_author and self.cands[i].author_flag is True}
-        forced_off = {i for i in range(n) if honour_author and self.cands[i].author_flag is False}
+        own = [i for i in range(len(self.cands)) if i not in self.models]
+        forced_on = {i for i in own if honour_author and self.cands[i].author_flag is True}
+        forced_off = {i for i in own if honour_author and self.cands[i].author_flag is False}
         for i in forced_off:
             self.decide(i, False, "author", "hidden: author's is_visualization_default false")
-        pool = [i for i in range(n) if i not in forced_off]
+        pool = [i for i in own if i not in forced_off]
         winners, losers = self._dedupe(pool, forced_on)
         winners = self._prediction_defers_to_truth(winners, losers, forced_on)
         winners = self._same_object_forms(winners, losers, forced_on)
@@ -369,6 +376,23 @@ class _Selector:
             reason = f"hidden: {c.tier_label} of {obj}; {best.describe()} {what}"
             self.decide(i, False, "duplicate", reason + self.note(i), [best.name])
 
+    def explain_models(self) -> None:
+        """The portal's rule: picks that have a particle model are drawn as the models, and
+        their bare axes layer is hidden whatever else is decided."""
+        for i, m in self.models.items():
+            picks, models = self.cands[i], self.cands[m]
+            reason = (
+                f"hidden: its picks are drawn as particle models by {models.name} "
+                f"({'shown' if self.visible[m] else 'itself hidden'}); bare axes layer of "
+                "picks that have a model"
+            )
+            self.visible[i] = False
+            self.decide(i, False, "models", reason + self.note(i), [models.name])
+            decision = self.decisions[m]
+            if decision is not None and decision.visible:
+                decision.reason += f"; in place of the bare picks {picks.name}"
+                decision.others = (*decision.others, picks.name)
+
     def _explain_umbrella(self) -> None:
         for i, specific in self.umbrella.items():
             c = self.cands[i]
@@ -398,6 +422,16 @@ class _Selector:
             self.decide(i, False, "cap", reason, kept[-3:])
 
 
+def _particle_models(cands: Sequence[Candidate]) -> dict[int, int]:
+    """Bare oriented-point layer -> the particle-model layer of the same file."""
+    models = {c.file_key: m for m, c in enumerate(cands) if c.layer_type == "orientedmesh"}
+    return {
+        i: models[c.file_key]
+        for i, c in enumerate(cands)
+        if c.layer_type == "orientedpoint" and c.file_key in models
+    }
+
+
 def select(candidates: Sequence[Candidate], config: SelectionConfig) -> list[Decision]:
     """One :class:`Decision` per candidate, in the candidates' order."""
     decisions = _run(candidates, config)
@@ -416,6 +450,7 @@ def _run(candidates: Sequence[Candidate], config: SelectionConfig) -> list[Decis
     else:
         selector.auto(honour_author=config.policy == "auto+author")
     selector.cap()
+    selector.explain_models()
     return [d for d in selector.decisions if d is not None]
 
 

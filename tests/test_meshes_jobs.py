@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mesh_support import check_format, level_meshes
+from test_ngstate_tree import assert_roundtrip
 
 from cryoet_ng.catalogue import Annotation, Catalogue, Run
 from cryoet_ng.layout import Layout, summary_path
@@ -147,3 +148,26 @@ def test_template_with_zero_picks_fails(copy_sample, tmp_path: Path) -> None:
     messages = {Path(f["file"]).name: f["message"] for f in report["failures"]}
     assert "no picks" in messages[ndjson.name]
     assert not Layout(tmp_path / "out").oriented_mesh_output(run, oriented).exists()
+
+
+def test_state_of_the_precomputed_sample_shows_the_meshes(
+    converted: tuple[Path, Path, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree, out, _ = converted
+    _, oriented, surface = _mesh_annotations(tree)
+    args = ["state", str(tree), *RUN, "--out", str(out)]
+    assert cli(args) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert_roundtrip(state)  # neuroglancer.ViewerState
+    layers = {layer["name"]: layer for layer in state["layers"]}
+    models = layers[f"{oriented.id} {oriented.object_name} orientedmesh"]
+    picks = layers[f"{oriented.id} {oriented.object_name} orientedpoint"]
+    membrane = layers[f"{surface.id} {surface.object_name} mesh"]
+    assert models["visible"] is True and picks["visible"] is False
+    assert models["source"]["url"].endswith("_orientedmesh")
+    assert membrane["type"] == "segmentation" and membrane["source"]["url"].endswith(
+        "_triangularmesh"
+    )
+    assert cli([*args, "--explain"]) == 0
+    explained = capsys.readouterr().out
+    assert "drawn as particle models by" in explained

@@ -225,7 +225,13 @@ def write_annotation(
         base = f"{target.folder}/{stem}_{source.shape.lower()}"
         flag = source.is_visualization_default
         if not source.has_data:
-            formats = ("zarr", "mrc") if source.shape in VOLUME_SHAPES else ("ndjson",)
+            formats = (
+                ("zarr", "mrc")
+                if source.shape in VOLUME_SHAPES
+                else ("glb",)
+                if source.shape == "TriangularMesh"
+                else ("ndjson",)
+            )
             files += [FileRecord(source.shape, f, f"{base}.{f}", flag, False) for f in formats]
             continue
         if source.mesh is not None:

@@ -423,6 +423,88 @@ def test_segmentation_meshes_render(
     assert not failures, describe_failures(failures)
 
 
+# The 3-D panel's box on the canvas (logical pixels: left, top, width, height).
+PERSPECTIVE_BOX_JS = """
+const p = Array.from(window.viewer.display.panels)
+    .find((x) => x.visible && x.sliceView === undefined && x.projectionParameters);
+const pp = p.projectionParameters.value;
+return [p.canvasRelativeLogicalLeft, p.canvasRelativeLogicalTop, pp.logicalWidth,
+        pp.logicalHeight, window.devicePixelRatio || 1];
+"""
+
+
+def _central(pixels: np.ndarray, box: list[float], half: float = 0.02) -> np.ndarray:
+    """The middle of the 3-D panel (where the camera position is drawn): a square of
+    ``2 * half`` of the panel's smaller side."""
+    left, top, width, height, ratio = box
+    x, y = round((left + width / 2) * ratio), round((top + height / 2) * ratio)
+    r = max(2, round(half * min(width, height) * ratio))
+    return pixels[y - r : y + r, x - r : x + r]
+
+
+def test_particle_models_draw_where_the_picks_are(
+    opened: dict[Any, OpenedView],
+    viewer: Viewer,
+    service: ProjectServer,
+    artifacts: Path,
+    data_root: Path,
+) -> None:
+    """The 3-D panel centred on a pick shows its model there (and nothing with the layer
+    hidden); centred beside the tomogram, nothing; the mesh shards were read."""
+    from cryoet_ng.catalogue import Catalogue
+
+    found = [
+        (view, spec)
+        for view in opened.values()
+        for spec in layer_specs(view.served_state)
+        if spec.get("type") == "segmentation"
+        and source_url(spec).rstrip("/").endswith("_orientedmesh")
+    ]
+    assert found, "no particle-model layer in any view"
+    view, spec = found[0]
+    name = spec["name"]
+    assert name in visible_names(view.served_state)  # shown by default
+    run = Catalogue.scan(data_root, [view.dataset]).run(view.dataset, view.run)
+    assert run is not None
+    annotation = next(a for a in run.annotations if any(f.mesh_source_path for f in a.files))
+    ndjson = next(f.path for f in annotation.files if f.shape == "OrientedPoint")
+    tomogram = run.default_tomogram()
+    assert isinstance(ndjson, Path) and tomogram is not None and tomogram.size_xyz
+    records = [json.loads(line) for line in ndjson.read_text().splitlines()]
+    ratio = annotation.voxel_spacing / tomogram.voxel_spacing
+    pick = [records[0]["location"][a] * ratio for a in "xyz"]
+    model_voxels = 8 * ratio  # the sample's model: head radius 3 voxels, stalk below
+    camera = {
+        "layout": "3d",
+        "showSlices": False,
+        "showAxisLines": False,
+        "projectionScale": 5 * model_voxels,
+    }
+
+    mark = service.requests.mark()
+    state = only_visible(view.served_state, {name}, position=pick, **camera)
+    viewer.open_state(service.url("/v/main/"), state, READY_TIMEOUT)
+    on = viewer.canvas()
+    box = viewer.js(PERSPECTIVE_BOX_JS)
+    viewer.set_visible(name, False)
+    off = viewer.settled_canvas(READY_TIMEOUT)
+    save_png(on, artifacts / "particle-models-on.png")
+    save_png(off, artifacts / "particle-models-off.png")
+    centre = _central(PixelDiff.between(on, off).changed, box)
+    assert centre.mean() > 0.5, f"the model at {pick} covers {centre.mean():.0%} of the centre"
+    assert _central(off, box).max() < 24, "something is drawn at the pick with the layer hidden"
+    folder = urllib.parse.urlparse(http_of(source_url(spec))).path.rstrip("/") + "/mesh/"
+    reads = [r for r in service.requests.since(mark) if r.path.startswith(folder)]
+    assert any(r.status == 206 for r in reads), f"no ranged mesh reads: {reads[:10]}"
+
+    beside = [-4.0 * max(tomogram.size_xyz), pick[1], pick[2]]  # no pick within reach
+    state = only_visible(view.served_state, {name}, position=beside, **camera)
+    viewer.open_state(service.url("/v/main/"), state, READY_TIMEOUT)
+    empty = viewer.canvas()
+    save_png(empty, artifacts / "particle-models-beside.png")
+    assert _central(empty, viewer.js(PERSPECTIVE_BOX_JS)).max() < 24, "model where no pick is"
+
+
 def test_saved_state_round_trip(
     opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer, artifacts: Path
 ) -> None:

@@ -185,6 +185,16 @@ class MeshConfig:
         "object_name, path}; the first match wins.",
     )
 
+    def template_for(self, object_id: str | None, object_name: str) -> TemplateRule | None:
+        """The first ``templates`` rule matching the ontology id or the name (any case)."""
+        name = object_name.strip().lower()
+        for rule in self.templates:
+            if (rule.object_id is not None and rule.object_id == object_id) or (
+                rule.object_name is not None and rule.object_name.strip().lower() == name
+            ):
+                return rule
+        return None
+
 
 @dataclass(frozen=True)
 class Config:
@@ -312,6 +322,8 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
 def _raw(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _raw(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):  # e.g. meshes.templates: a tuple of TemplateRule
+        return [_raw(v) for v in value]
     return value
 
 

@@ -73,7 +73,7 @@ def run_batch(data_root: str | Path, out: OutputRoot, config: Config, plan: Plan
     start = time.perf_counter()
     catalogue = _catalogue(data_root, out.url, list(plan.datasets) or None, list(plan.runs) or None)
     signatures = SignatureRecords.of(out.url, out.local)
-    jobs = signatures.apply(REGISTRY.jobs(catalogue, out.local, plan.runs), config)
+    jobs = signatures.apply(REGISTRY.jobs(catalogue, out.local, plan.runs, config), config)
     finished: list[Job] = []
     report = BatchReport(str(catalogue.root), out.url, plan.describe(), list(catalogue.warnings))
     out.prepare(jobs, force=plan.force)

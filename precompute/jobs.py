@@ -135,6 +135,14 @@ class Job:
         """This type's jobs for one tomogram (called when :attr:`inputs` has TOMOGRAM)."""
         return iter(())
 
+    @classmethod
+    def discover(
+        cls, run: Run, annotation: Annotation, layout: Layout, config: Config | None
+    ) -> Iterator[Job]:
+        """:meth:`from_annotation`, for the types whose jobs also depend on configuration
+        (the batch passes its own; e.g. particle models configured by object)."""
+        return cls.from_annotation(run, annotation, layout)
+
 
 @dataclass(frozen=True)
 class AnnotationJob(Job):
@@ -262,7 +270,7 @@ class JobRegistry:
         """The job types reading any of these shapes (or TOMOGRAM), in registration order."""
         return tuple(t for t in self._types if not set(t.inputs).isdisjoint(names))
 
-    def run_jobs(self, run: Run, layout: Layout) -> Iterator[Job]:
+    def run_jobs(self, run: Run, layout: Layout, config: Config | None = None) -> Iterator[Job]:
         """Every job of a run, in a stable order: tomograms by id, then annotations (by
         spacing, id), each with its job types in registration order."""
         for tomogram in sorted(run.tomograms, key=lambda t: t.id):
@@ -270,9 +278,15 @@ class JobRegistry:
                 yield from job_type.from_tomogram(run, tomogram, layout)
         for annotation in run.annotations:
             for job_type in self.for_input(*(f.shape for f in annotation.files)):
-                yield from job_type.from_annotation(run, annotation, layout)
+                yield from job_type.discover(run, annotation, layout, config)
 
-    def jobs(self, catalogue: Catalogue, out_root: Path, runs: tuple[str, ...] = ()) -> list[Job]:
+    def jobs(
+        self,
+        catalogue: Catalogue,
+        out_root: Path,
+        runs: tuple[str, ...] = (),
+        config: Config | None = None,
+    ) -> list[Job]:
         """Every job of the tree (optionally of the named runs only), outputs under
         ``out_root``, in a stable order (dataset, run, then as :meth:`run_jobs`)."""
         layout = Layout(out_root)
@@ -280,7 +294,7 @@ class JobRegistry:
             job
             for run in catalogue.runs()
             if not runs or run.name in runs
-            for job in self.run_jobs(run, layout)
+            for job in self.run_jobs(run, layout, config)
         ]
 
 

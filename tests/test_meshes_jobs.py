@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from mesh_support import check_format, level_meshes
 from test_ngstate_tree import assert_roundtrip
 
@@ -33,6 +34,19 @@ def _mesh_annotations(tree: Path) -> tuple[Run, Annotation, Annotation]:
     oriented = next(a for a in run.annotations if any(f.mesh_source_path for f in a.files))
     surface = next(a for a in run.annotations if any(f.shape == "TriangularMesh" for f in a.files))
     return run, oriented, surface
+
+
+def _set_model(oriented: Annotation, model: str | None) -> str:
+    """Set (None: remove) the OrientedPoint entry's mesh_source_path; return the old one."""
+    meta_path = oriented.metadata_path
+    assert isinstance(meta_path, Path)
+    meta = json.loads(meta_path.read_text())
+    entry = next(f for f in meta["files"] if f["shape"] == "OrientedPoint")
+    old = entry.pop("mesh_source_path", None)
+    if model is not None:
+        entry["mesh_source_path"] = model
+    meta_path.write_text(json.dumps(meta))
+    return str(old)
 
 
 @pytest.fixture(scope="module")
@@ -117,14 +131,10 @@ def test_bad_template_fails_alone(
 ) -> None:
     tree = copy_sample(tmp_path / "data")
     run, oriented, _ = _mesh_annotations(tree)
-    meta_path = oriented.metadata_path
-    assert isinstance(meta_path, Path)
-    meta = json.loads(meta_path.read_text())
-    entry = next(f for f in meta["files"] if f.get("mesh_source_path"))
-    folder = entry["mesh_source_path"].rsplit("/", 1)[0]
+    declared = _set_model(oriented, None)
+    folder = declared.rsplit("/", 1)[0]
     (tree / folder / "not-a-mesh.glb").write_text("solid nothing\n")
-    entry["mesh_source_path"] = model.format(folder=folder)
-    meta_path.write_text(json.dumps(meta))
+    _set_model(oriented, model.format(folder=folder))
     out = tmp_path / "out"
     code, report = _precompute(tree, out)
     assert code != 0
@@ -171,3 +181,30 @@ def test_state_of_the_precomputed_sample_shows_the_meshes(
     assert cli([*args, "--explain"]) == 0
     explained = capsys.readouterr().out
     assert "drawn as particle models by" in explained
+
+
+@pytest.mark.parametrize("match", ["object_name", "object_id"])
+def test_configured_template_by_object(copy_sample, tmp_path: Path, match: str) -> None:
+    """Without mesh_source_path, a meshes.templates rule (YAML) gives the particle model."""
+    tree = copy_sample(tmp_path / "data")
+    run, oriented, _ = _mesh_annotations(tree)
+    model = _set_model(oriented, None)
+    value = oriented.object_name.upper() if match == "object_name" else oriented.object_id
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"data_root": str(tree), "meshes": {"templates": [{match: value, "path": model}]}}
+        )
+    )
+    out = tmp_path / "out"
+    code, report = _precompute(tree, out, "--config", str(config))
+    assert code == 0, report["failures"]
+    particles = Layout(out).oriented_mesh_output(run, oriented)
+    summary = read_summary(summary_path(particles))
+    assert summary is not None and summary.count == oriented.metadata["object_count"]
+    assert summary.extra["template"] == model
+    check_format(particles)
+    # Without the rule, the picks have no model and no job.
+    code, report = _precompute(tree, tmp_path / "bare")
+    assert code == 0
+    assert not Layout(tmp_path / "bare").oriented_mesh_output(run, oriented).exists()

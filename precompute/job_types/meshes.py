@@ -85,7 +85,8 @@ class OrientedMeshes(AnnotationJob):
 
     # The glb, or None when the declared path leaves the data root (an error at convert).
     template: TreePath | None = None
-    template_declared: str = ""  # mesh_source_path as written in the metadata
+    template_declared: str = ""  # the path as written (metadata or configuration)
+    template_origin: str = "mesh_source_path"  # or "meshes.templates"
     metadata: TreePath | None = None  # the annotation's metadata file (named in errors)
 
     @classmethod
@@ -107,6 +108,36 @@ class OrientedMeshes(AnnotationJob):
                     )
                 return
 
+    @classmethod
+    def discover(
+        cls, run: Run, annotation: Annotation, layout: Layout, config: Config | None
+    ) -> Iterator[OrientedMeshes]:
+        """As :meth:`from_annotation`; without ``mesh_source_path``, the first
+        ``meshes.templates`` rule matching the object (path relative to the data root, or
+        absolute)."""
+        found = list(cls.from_annotation(run, annotation, layout))
+        rule = (
+            config.meshes.template_for(annotation.object_id, annotation.object_name)
+            if (config is not None and not found)
+            else None
+        )
+        picks = next(
+            (f for f in annotation.files if f.shape == "OrientedPoint" and f.format == "ndjson"),
+            None,
+        )
+        if rule is None or picks is None:
+            yield from found
+            return
+        job = cls.create(run, annotation, layout, picks.shape, picks.path, ORIENTED_MESH)
+        yield dataclasses.replace(
+            job,
+            template=_configured(run, rule.path),
+            template_declared=rule.path,
+            template_origin="meshes.templates",
+            metadata=annotation.metadata_path,
+            signature=picks.signature,
+        )
+
     def sources(self) -> tuple[TreePath, ...]:
         # A missing template is not hashed: the converter names it (InputError).
         template = self.template
@@ -124,7 +155,7 @@ class OrientedMeshes(AnnotationJob):
         if self.template is None:
             where = self.metadata if self.metadata is not None else self.source
             raise InputError(
-                where, f"mesh_source_path {self.template_declared!r} leaves the data root"
+                where, f"{self.template_origin} {self.template_declared!r} leaves the data root"
             )
         with tempfile.TemporaryDirectory(prefix="glb-") as tmp:
             folders = Path(tmp) / "template", Path(tmp) / "picks"  # same names may clash
@@ -146,3 +177,16 @@ class OrientedMeshes(AnnotationJob):
             )
         summary.extra["template"] = self.template_declared  # bucket-relative, as declared
         return summary
+
+
+def _configured(run: Run, path: str) -> TreePath | None:
+    """A configured template path: absolute (local), else relative to the data root of
+    ``run`` (the tree's store); None when it leaves that root."""
+    if Path(path).expanduser().is_absolute():
+        return Path(path).expanduser()
+    if isinstance(run.path, Location):
+        key = run.path.store.contains(path)
+        return None if key is None else Location(run.path.root, key)
+    root = run.path.parent.parent.resolve()  # <root>/<dataset>/<run>
+    found = (root / path).resolve()
+    return found if found.is_relative_to(root) else None

@@ -125,16 +125,11 @@ def template_path(
             raise InputError(metadata_path, f"mesh_source_path {relative!r} does not exist")
         return path
     obj = metadata.get("annotation_object") or {}
-    name = str(obj.get("name", "")).strip().lower()
-    for rule in options.templates:
-        if (rule.object_id is not None and rule.object_id == obj.get("id")) or (
-            rule.object_name is not None and rule.object_name.strip().lower() == name
-        ):
-            path = Path(rule.path).expanduser()
-            path = path if path.is_absolute() else root / path
-            if not path.is_file():
-                raise InputError(
-                    path, "particle model configured in meshes.templates does not exist"
-                )
-            return path
-    return None
+    rule = options.template_for(obj.get("id"), str(obj.get("name", "")))
+    if rule is None:
+        return None
+    path = Path(rule.path).expanduser()
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        raise InputError(path, "particle model configured in meshes.templates does not exist")
+    return path

@@ -57,7 +57,8 @@ def run_job(job: Job, config: Config) -> Summary:
     return job.convert(config)
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_to_root(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` in posix form; its name alone when it lies elsewhere."""
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
@@ -88,7 +89,7 @@ def execute(job: Job, config: Config, force: bool = False) -> Outcome:
         # path and two copies of one tree give byte-identical summaries.
         if job.output_folder is not None:
             summary.extra["output"] = job.output_folder.name
-        summary.extra["source"] = _relative(job.source, config.data_root)
+        summary.extra["source"] = relative_to_root(job.source, config.data_root)
         summary.write(job.summary)  # the completion marker, written last
     except InputError as exc:
         return Outcome(job.name, "failed", time.perf_counter() - start, output, exc.failure())

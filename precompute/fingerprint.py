@@ -34,7 +34,8 @@ from cryoet_ng.config import Config
 from precompute.jobs import Job
 
 # Bump when any converter writes different bytes for the same input and options.
-FORMAT_VERSION = "cryoet-ng-precompute/1"
+# 2: segment properties and the name property describe the annotation (cryoet_ng.about).
+FORMAT_VERSION = "cryoet-ng-precompute/2"
 _BLOCK = 1 << 20
 
 

@@ -5,7 +5,7 @@
     info                  neuroglancer_multiscale_volume, uint32, compressed_segmentation
     <scale key>/          one folder per scale (sharded above options.shard_min_voxels)
     mesh/                 neuroglancer_multilod_draco, sharded
-    segment_properties/   inline "label" strings
+    segment_properties/   inline labels, and the annotation's description, tags, authors
 
 and returns the summary (kind ``"segmentation"``; the runner writes it beside the folder).
 """
@@ -45,7 +45,8 @@ def convert(job: AnnotationJob, options: PrecomputeConfig) -> Summary:
         _write_pyramid(source, PyramidWriter(tmp, scales), stats)
         labels = list(stats.labels)
         write_meshes(tmp, scales, labels, MeshOptions(num_lods=options.mesh_lods))
-        write_segment_properties(tmp, job.object_name, labels, job.shape == INSTANCE_SHAPE)
+        instance = job.shape == INSTANCE_SHAPE
+        write_segment_properties(tmp, job.object_name, labels, instance, job.about)
     return _summary(job, source, stats, scales, extent)
 
 

@@ -13,14 +13,14 @@ at least one marker across (a marker larger than a cell spills into its neighbou
 each block's covered share is computed from its own density. The figure is that of the
 **most crowded slice**: per axis, the blocks of one slab averaged by volume, the largest
 over slabs and the three axes. Averaging over the whole tomogram instead would dilute a
-crowd that fills the cell by the empty margin of the field of view (sample run TS_100:
-the picks fill the cell, 30% of the volume, at 100%: a tomogram average of 28%, a central
-slice 50%); the densest slice is also what someone scrolling through the cell meets.
+crowd that fills the cell by the empty margin of the field of view (sample run TS_100 at
+test size: the picks fill the cell, 30% of the volume, completely: a tomogram average of
+28%, the densest slice 63%); the densest slice is also what someone scrolling meets.
 Without a summary, the metadata's ``object_count`` is spread evenly over the tomogram (a
 lower bound for clustered picks).
 
-Figures measured on the sample tree (10 nm fallback diameter; ``make_figures`` in
-tests/test_ngstate_clutter.py reproduces them): see README.md, "Default-visible layers".
+Figures measured on the sample tree: README.md, "Default-visible layers";
+tests/test_ngstate_curation.py checks the rule at both sample sizes.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@
    a slice (:mod:`ngstate.clutter`: count, marker diameter, occupancy grid) is not shown by
    the automatic choice when it is a prediction (not ground truth); under an author's true
    flag, or as ground truth, it is shown and its reason carries a warning. The demo's run
-   10001/TS_100 (200,000 template-matching peaks, about 60% of a slice) opened buried under
-   them. A ribosome layer dense enough to fill 30% of the cell's volume is beyond what
-   cells hold (about 20% in fast-growing bacteria), so real ground truth stays below it.
+   10001/TS_100 (200,000 template-matching peaks, 59% of the densest slice) opened buried
+   under them; its ground-truth ribosomes cover 0.2% (5% at 30 nm). The threshold lies
+   between the two (README, "Default-visible layers").
 Every layer gets a :class:`Decision` naming the other layers involved; a stale layer (its
 last precompute failed, :mod:`cryoet_ng.failures`) says so in its reason.
 

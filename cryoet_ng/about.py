@@ -58,6 +58,23 @@ def _text(value: Any) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
 
+def method_word(method_type: str, software: str) -> str:
+    """``manual``, ``hybrid``, ``simulated``; the software (cut) for automated ones."""
+    if len(software) > SOFTWARE_CHARS:
+        software = software[: SOFTWARE_CHARS - 1].rstrip() + "…"
+    if method_type == "automated" and software:
+        return software
+    return method_type or software
+
+
+def name_words(metadata: Mapping[str, Any]) -> tuple[str, str]:
+    """(status, method word) of a layer name, read without the rest of :class:`About`
+    (names are made for every layer of every state)."""
+    status = GROUND_TRUTH if metadata.get("ground_truth_status") else PREDICTION
+    method = _text(metadata.get("method_type")).lower()
+    return status, method_word(method, _text(metadata.get("annotation_software")))
+
+
 @dataclass(frozen=True)
 class About:
     """The facts people want about one annotation, read once from its metadata."""
@@ -103,12 +120,7 @@ class About:
     @property
     def method_word(self) -> str:
         """``manual``, ``hybrid``, ``simulated``; the software for automated ones."""
-        software = self.software
-        if len(software) > SOFTWARE_CHARS:
-            software = software[: SOFTWARE_CHARS - 1].rstrip() + "…"
-        if self.method_type == "automated" and software:
-            return software
-        return self.method_type or software
+        return method_word(self.method_type, self.software)
 
     @property
     def authors_text(self) -> str:

@@ -27,7 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
-from cryoet_ng.about import SEPARATOR, About, shape_word
+from cryoet_ng.about import SEPARATOR, About, name_words, shape_word
 from cryoet_ng.catalogue import (
     POINT_SHAPES,
     VOLUME_SHAPES,
@@ -37,7 +37,7 @@ from cryoet_ng.catalogue import (
     Tomogram,
 )
 from cryoet_ng.failures import FailureRecord
-from cryoet_ng.layout import Layout, failure_path, summary_path
+from cryoet_ng.layout import Layout
 from cryoet_ng.summaries import Summary
 from ngstate.inputs import state_inputs
 from ngstate.summary_reader import SummaryReader
@@ -159,11 +159,11 @@ VISUAL_SHAPES = (*POINT_SHAPES, *VOLUME_SHAPES, "TriangularMesh")
 
 def layer_name(annotation: Annotation, shape: str | None = None, spacing: bool = False) -> str:
     """``<id> <object>[ <shape word>] · <status> · <method>[ (<spacing> Å)]``."""
-    about = About.from_metadata(annotation.metadata)
+    status, method = name_words(annotation.metadata)
     head = f"{annotation.id} {annotation.object_name}".strip()
     if shape is not None:
         head += f" {shape}"
-    name = SEPARATOR.join(part for part in (head, about.status, about.method_word) if part)
+    name = SEPARATOR.join(part for part in (head, status, method) if part)
     return name + (f" ({annotation.voxel_spacing:g} Å)" if spacing else "")
 
 
@@ -346,9 +346,9 @@ def _merge_flags(a: bool | None, b: bool | None) -> bool | None:
     return False if a is False or b is False else None
 
 
-def _failure(reader: SummaryReader, output: Path) -> FailureRecord | None:
+def _failure(reader: SummaryReader, record: Path) -> FailureRecord | None:
     try:
-        return reader.failure(failure_path(summary_path(output)))
+        return reader.failure(record)
     except (ValueError, OSError):
         return None  # a damaged record says less than none: the summary decides
 
@@ -379,7 +379,8 @@ def gather(
                     "not converted; left out"
                 )
             continue
-        failure = _failure(reader, output)
+        _, summary_file, _, record = entry.paths()  # the inputs' own paths: one place decides
+        failure = _failure(reader, record)
         if not output.is_dir():
             reason = f"precompute output {output.name} missing" + (
                 f": its precompute failed ({failure.describe()})"
@@ -394,7 +395,7 @@ def gather(
             continue
         is_point = file.shape in POINT_SHAPES
         expected = ("annotation",) if is_point else ("segmentation",)
-        summary, note = _read_summary(reader, summary_path(output), expected)
+        summary, note = _read_summary(reader, summary_file, expected)
         props = reader.info_properties(output) if is_point else frozenset()
         layer_type = _layer_type(annotation, file, summary)
         candidates.append(

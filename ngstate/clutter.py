@@ -25,6 +25,7 @@ tests/test_ngstate_curation.py checks the rule at both sample sizes.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -70,7 +71,7 @@ class Clutter:
 
 def _cell_volumes(
     shape: tuple[int, int, int],
-    origin: np.ndarray,
+    origin: tuple[float, float, float],
     cell: float,
     extent: tuple[float, float, float] | None,
 ) -> np.ndarray:
@@ -96,6 +97,31 @@ def _pool(values: np.ndarray, k: int) -> np.ndarray:
     return padded.reshape(z, k, y, k, x, k).sum(axis=(1, 3, 5))
 
 
+def _inverse(values: np.ndarray) -> np.ndarray:
+    return np.divide(1.0, values, out=np.zeros_like(values), where=values > 0)
+
+
+@functools.lru_cache(maxsize=64)
+def _blocks(
+    shape: tuple[int, int, int],
+    origin: tuple[float, float, float],
+    cell: float,
+    extent: tuple[float, float, float] | None,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """Block volumes, their inverses and each axis' inverse slab volumes: the same for every
+    layer of a tomogram (one grid), so computed once (a state has one per pick layer)."""
+    volumes = _pool(_cell_volumes(shape, origin, cell, extent), k)
+    slabs = tuple(
+        _inverse(volumes.sum(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)
+    )
+    for array in (volumes, *slabs):
+        array.setflags(write=False)
+    inverse = _inverse(volumes)
+    inverse.setflags(write=False)
+    return volumes, inverse, slabs
+
+
 def covered_share(
     occupancy: Occupancy,
     diameter_m: float,
@@ -104,20 +130,15 @@ def covered_share(
     """Share of the most crowded slice under markers, from a ``count`` occupancy grid."""
     grid = occupancy.grid
     nx, ny, nz = grid.shape
-    counts = occupancy.weights().reshape(nz, ny, nx)
-    volumes = _cell_volumes(grid.shape, np.asarray(grid.origin), grid.cell_size, extent_m)
     k = max(1, math.ceil(diameter_m / grid.cell_size - 1e-9))
-    counts, volumes = _pool(counts, k), _pool(volumes, k)
+    volumes, inverse, slabs = _blocks(grid.shape, grid.origin, grid.cell_size, extent_m, k)
+    counts = _pool(occupancy.weights().reshape(nz, ny, nx), k)
     marker = math.pi * diameter_m**3 / 6.0
-    density = np.divide(counts, volumes, out=np.zeros_like(counts), where=volumes > 0)
-    covered = (1.0 - np.exp(-density * marker)) * volumes
-    share = 0.0
-    for axis in range(3):  # slabs normal to z, y, x
-        others = tuple(a for a in range(3) if a != axis)
-        area = volumes.sum(axis=others)
-        slabs = np.divide(covered.sum(axis=others), area, out=np.zeros_like(area), where=area > 0)
-        share = max(share, float(slabs.max(initial=0.0)))
-    return share
+    covered = -np.expm1(counts * inverse * -marker) * volumes  # 1 - exp(-rho v), by volume
+    sums = (covered.sum(axis=(1, 2)), covered.sum(axis=(0, 2)), covered.sum(axis=(0, 1)))
+    return max(
+        float((total * inv).max(initial=0.0)) for total, inv in zip(sums, slabs, strict=True)
+    )
 
 
 def assess(

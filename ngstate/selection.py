@@ -193,19 +193,29 @@ def _join(names: Sequence[str], limit: int = 4) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def _crowding(
+    candidates: Sequence[Candidate], config: SelectionConfig, context: Context
+) -> list[clutter.Clutter | None]:
+    """Rule 4's measure of every pick layer (None for masks), once per selection."""
+    return [
+        clutter.assess(c.annotation, c.summary, context.extent_m, config.clutter_diameter_nm)
+        if c.family == "point"
+        else None
+        for c in candidates
+    ]
+
+
 class _Selector:
     def __init__(
-        self, candidates: Sequence[Candidate], config: SelectionConfig, context: Context
+        self,
+        candidates: Sequence[Candidate],
+        config: SelectionConfig,
+        crowding: list[clutter.Clutter | None],
     ) -> None:
         self.cands = list(candidates)
         self.config = config
         n = len(self.cands)
-        self.clutter = [
-            clutter.assess(c.annotation, c.summary, context.extent_m, config.clutter_diameter_nm)
-            if c.family == "point"
-            else None
-            for c in self.cands
-        ]
+        self.clutter = crowding
         self.visible = [False] * n
         self.decisions: list[Decision | None] = [None] * n
         occupancies = [c.summary.occupancy if c.summary else None for c in self.cands]
@@ -538,14 +548,15 @@ def select(
     """One :class:`Decision` per candidate, in the candidates' order."""
     context = context if context is not None else Context()
     applied = curation(candidates, config, context).applied
+    crowding = _crowding(candidates, config, context)
     if applied != config.policy:  # an uncurated run: the automatic choice alone
-        decisions = _run(candidates, dataclasses.replace(config, policy=applied), context)
+        decisions = _run(candidates, dataclasses.replace(config, policy=applied), crowding)
         return [_flag_not_taken(d) for d in decisions]
-    decisions = _run(candidates, config, context)
+    decisions = _run(candidates, config, crowding)
     if config.policy == "auto+author":
         # A curator auditing the author's flags wants to see where the automatic choice
         # differs, and why.
-        automatic = _run(candidates, dataclasses.replace(config, policy="auto"), context)
+        automatic = _run(candidates, dataclasses.replace(config, policy="auto"), crowding)
         decisions = [_with_automatic(d, a) for d, a in zip(decisions, automatic, strict=True)]
     return decisions
 
@@ -560,9 +571,11 @@ def _flag_not_taken(decision: Decision) -> Decision:
 
 
 def _run(
-    candidates: Sequence[Candidate], config: SelectionConfig, context: Context
+    candidates: Sequence[Candidate],
+    config: SelectionConfig,
+    crowding: list[clutter.Clutter | None],
 ) -> list[Decision]:
-    selector = _Selector(candidates, config, context)
+    selector = _Selector(candidates, config, crowding)
     if config.policy == "author":
         selector.author_only()
     else:

@@ -1,4 +1,5 @@
-"""Sub-commands of ``cryoet-ng``: the :class:`Command` type, and the core's own ``sample``.
+"""Sub-commands of ``cryoet-ng``: the :class:`Command` type, and the core's own ``sample``
+and ``index``.
 
 Each package owns its sub-commands in its ``commands`` module (``precompute.commands``,
 ``ngstate.commands``, ``server.commands``, this one), as neuroglancer's ``cli.py`` pairs
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +108,53 @@ def run_sample(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class IndexOptions:
+    data_root: str  # a folder, s3:// or gs:// URL
+    out: str | None = None  # index root; None: the data root for a URL, else the output root
+    datasets: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ()
+    rebuild: bool = False
+
+
+def add_index_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data_root", metavar="DATA_ROOT", help="folder, s3:// or gs:// URL")
+    parser.add_argument(
+        "--out", type=str, help="index root: folder or s3://, gs:// URL (default: output root)"
+    )
+    parser.add_argument("--datasets", nargs="+", metavar="ID", help="only these datasets")
+    parser.add_argument("--runs", nargs="+", metavar="NAME", help="only these runs")
+    parser.add_argument("--rebuild", action="store_true", help="ignore the existing index")
+
+
+def run_index(args: argparse.Namespace, config: Config) -> int:
+    """Build or refresh the tree's index; 1 when an input was skipped, 2 on a store error."""
+    options = parse_options(IndexOptions, args)
+    from cryoet_ng import index
+    from cryoet_ng.store import StoreError, is_url, open_store
+
+    data_root = options.data_root if is_url(options.data_root) else Path(options.data_root)
+    index_root = options.out
+    if index_root is None:
+        index_root = options.data_root if is_url(options.data_root) else str(config.out_root)
+    try:
+        _, report = index.refresh(
+            data_root,
+            index_root,
+            list(options.datasets) or None,
+            list(options.runs) or None,
+            rebuild=options.rebuild,
+            keep=False,
+        )
+    except StoreError as exc:
+        print(f"cryoet-ng index: {exc}", file=sys.stderr)
+        return 2
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"index {open_store(index_root).url_of(index.TOP)}: {report.line()}")
+    return 1 if any(w.skipped for w in report.warnings) else 0
+
+
 COMMANDS = (
     Command(
         "sample",
@@ -113,5 +162,11 @@ COMMANDS = (
         add_sample_arguments,
         run_sample,
         takes_config=False,
+    ),
+    Command(
+        "index",
+        "build or refresh the tree's index (beside the outputs)",
+        add_index_arguments,
+        run_index,
     ),
 )

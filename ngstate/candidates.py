@@ -38,6 +38,7 @@ from cryoet_ng.catalogue import (
 )
 from cryoet_ng.failures import FailureRecord
 from cryoet_ng.layout import Layout
+from cryoet_ng.store import TreePath
 from cryoet_ng.summaries import Summary
 from ngstate.inputs import state_inputs
 from ngstate.summary_reader import SummaryReader
@@ -366,7 +367,7 @@ def gather(
     candidates: list[Candidate] = []
     left_out: list[LeftOut] = []
     messages: list[str] = []
-    flags: dict[tuple[Path, str], bool | None] = {}
+    flags: dict[tuple[TreePath, str], bool | None] = {}
     for entry in inputs.files:
         annotation, file, output = entry.annotation, entry.file, entry.output
         if file.shape in VISUAL_SHAPES:

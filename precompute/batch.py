@@ -30,16 +30,19 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from cryoet_ng import index
 from cryoet_ng.atomic import remove_stale_temporaries
 from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.config import Config
 from cryoet_ng.failures import FailureRecord
+from cryoet_ng.store import TreePath, open_store
 from precompute.errors import Failure
 from precompute.job_types import REGISTRY
 from precompute.jobs import Job
 from precompute.output_roots import OutputRoot
 from precompute.report import BatchReport
 from precompute.runner import Outcome, execute, relative_to_root
+from precompute.signatures import SignatureRecords
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +69,13 @@ class Plan:
         return f"dask local cluster ({self.workers} workers)"
 
 
-def run_batch(data_root: Path, out: OutputRoot, config: Config, plan: Plan) -> BatchReport:
-    """Scan the tree, clean leftovers, run every job and collect the outcomes."""
+def run_batch(data_root: str | Path, out: OutputRoot, config: Config, plan: Plan) -> BatchReport:
+    """Refresh the tree's index, clean leftovers, run every job and collect the outcomes."""
     start = time.perf_counter()
-    catalogue = Catalogue.scan(data_root, list(plan.datasets) or None)
-    jobs = REGISTRY.jobs(catalogue, out.local, plan.runs)
+    catalogue = _catalogue(data_root, out.url, list(plan.datasets) or None, list(plan.runs) or None)
+    signatures = SignatureRecords.of(out.url, out.local)
+    jobs = signatures.apply(REGISTRY.jobs(catalogue, out.local, plan.runs), config)
+    finished: list[Job] = []
     report = BatchReport(str(catalogue.root), out.url, plan.describe(), list(catalogue.warnings))
     out.prepare(jobs, force=plan.force)
     removed = sum(remove_stale_temporaries(f) for f in {j.summary.parent for j in jobs})
@@ -82,6 +87,8 @@ def run_batch(data_root: Path, out: OutputRoot, config: Config, plan: Plan) -> B
             if outcome.status == "done":
                 outcome = _publish(out, job, outcome)
             _note_outcome(out, job, outcome, config)
+            if outcome.status != "failed":
+                finished.append(job)
             report.add(outcome)
             if outcome.status == "failed" and outcome.error is not None:
                 log.error("failed %s: %s", outcome.job, outcome.error)
@@ -93,8 +100,22 @@ def run_batch(data_root: Path, out: OutputRoot, config: Config, plan: Plan) -> B
                 refresh=False,
             )
             bar.update()
+    signatures.update(finished, config)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _catalogue(
+    data_root: str | Path, index_root: str, datasets: list[str] | None, runs: list[str] | None
+) -> Catalogue:
+    """Refresh the index under ``index_root`` and return what was selected; a tree that
+    cannot be listed (https://) is read from its published index."""
+    store = open_store(data_root)
+    if not store.can_list:
+        return Catalogue.from_index(store, store, datasets, runs)
+    records, report = index.refresh(data_root, index_root, datasets, runs)
+    log.info("index: %s", report.line())
+    return Catalogue.from_records(store, records, report.warnings)
 
 
 def _publish(out: OutputRoot, job: Job, outcome: Outcome) -> Outcome:
@@ -116,23 +137,27 @@ def _note_outcome(out: OutputRoot, job: Job, outcome: Outcome, config: Config) -
     try:
         if outcome.status == "failed":
             roots = (config.data_root, config.out_root, out.local)
-            out.record_failure(job, failure_record(outcome, config.data_root, roots))
+            out.record_failure(job, failure_record(job, outcome, config.data_root, roots))
         else:
             out.clear_failure(job)
     except Exception as exc:
         log.warning("%s: failure record not updated: %s", outcome.job, exc)
 
 
-def failure_record(outcome: Outcome, data_root: Path, roots: tuple[Path, ...]) -> FailureRecord:
+def failure_record(
+    job: Job, outcome: Outcome, data_root: Path, roots: tuple[Path, ...]
+) -> FailureRecord:
     """What ngstate tells people about a failed job: no machine-local paths (``roots`` are
     cut from the message; the file is named relative to ``data_root``)."""
     error = outcome.error or Failure(outcome.output, "failed")
+    # The job's own input may lie on a store (a URL that Path would mangle).
+    failed: TreePath = job.source if error.file == str(job.source) else Path(error.file)
     message = error.message
     for root in sorted({str(r.resolve()) for r in roots}, key=len, reverse=True):
         message = message.replace(f"{root}/", "").replace(root, ".")
     return FailureRecord(
         job=outcome.job,
-        file=relative_to_root(Path(error.file), data_root),
+        file=relative_to_root(failed, data_root),
         message=message,
         line=error.line,
         failed_at=time.time(),

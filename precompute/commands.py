@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PrecomputeOptions:
-    data_root: Path
+    data_root: str  # a folder, s3://, gs:// URL, or https:// with its published index
     out: str | None = None  # a folder or an s3:// / gs:// URL; None = the configured root
     datasets: tuple[str, ...] = ()  # empty: all
     runs: tuple[str, ...] = ()
@@ -34,7 +34,9 @@ class PrecomputeOptions:
 
 
 def add_precompute_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data_root", type=Path, metavar="DATA_ROOT")
+    parser.add_argument(
+        "data_root", metavar="DATA_ROOT", help="folder, s3://, gs:// or https:// URL"
+    )
     parser.add_argument(
         "--out", type=str, help="output root: folder or s3://, gs:// URL (default: in the tree)"
     )
@@ -50,9 +52,20 @@ def add_precompute_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_precompute(args: argparse.Namespace, config: Config) -> int:
     options = parse_options(PrecomputeOptions, args)
-    config = with_overrides(config, {"data_root": str(options.data_root.resolve())})
+    from cryoet_ng.store import is_url
     from precompute import output_roots
     from precompute.batch import Plan, run_batch
+
+    data_root: str | Path = options.data_root
+    out = options.out
+    if is_url(options.data_root):
+        # A remote tree's outputs go beside it unless --out or output_root names a root
+        # (the configured data root is another tree).
+        if out is None and config.output_root is None:
+            out = options.data_root
+    else:
+        config = with_overrides(config, {"data_root": str(Path(options.data_root).resolve())})
+        data_root = config.data_root
 
     workers = options.workers or config.precompute.workers or os.cpu_count() or 1
     plan = Plan(
@@ -63,8 +76,8 @@ def run_precompute(args: argparse.Namespace, config: Config) -> int:
         runs=options.runs,
     )
     try:
-        with output_roots.open_output_root(options.out, config.out_root) as out:
-            report = run_batch(config.data_root, out, config, plan)
+        with output_roots.open_output_root(out, config.out_root) as root:
+            report = run_batch(data_root, root, config, plan)
     except output_roots.StorageError as exc:
         print(f"cryoet-ng precompute: {exc}", file=sys.stderr)
         return 2

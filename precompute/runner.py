@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryoet_ng.config import Config
+from cryoet_ng.store import Location, TreePath
 from cryoet_ng.summaries import Summary
 from precompute.errors import Failure, InputError
 from precompute.fingerprint import fingerprint
@@ -57,8 +58,11 @@ def run_job(job: Job, config: Config) -> Summary:
     return job.convert(config)
 
 
-def relative_to_root(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` in posix form; its name alone when it lies elsewhere."""
+def relative_to_root(path: TreePath, root: Path) -> str:
+    """``path`` relative to ``root`` in posix form; its name alone when it lies elsewhere
+    (a store Location's key is already relative to the data root)."""
+    if isinstance(path, Location):
+        return path.key
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from cryoet_ng.about import About
 from cryoet_ng.catalogue import Catalogue, Run, Tomogram
+from cryoet_ng.store import TreePath
 from ngstate.candidates import Candidate, LeftOut
 from server.state_service import EncodedState
 
@@ -108,16 +109,23 @@ def left_out_row(item: LeftOut) -> LeftOutRow:
     return LeftOutRow(item.name, item.shape_word, item.reason, item.failure is not None)
 
 
-def thumbnail_path(tomogram: Tomogram, root: Path) -> Path | None:
+def thumbnail_path(tomogram: Tomogram, root: TreePath) -> TreePath | None:
     """The tomogram's key-photo thumbnail: as its metadata names it (bucket-relative, under
     ``root``), else the portal's ``VoxelSpacing<vs>/Images/<id>/key-photo-thumbnail.png``;
     None when neither exists."""
     spacing_dir = tomogram.metadata_path.parent.parent.parent
-    candidates = [spacing_dir / "Images" / tomogram.id / THUMBNAIL]
+    candidates: list[TreePath] = [spacing_dir / "Images" / tomogram.id / THUMBNAIL]
     named = (tomogram.metadata.get("key_photo") or {}).get("thumbnail")
     if isinstance(named, str) and named:
         candidates.insert(0, root / named.lstrip("/"))
     return next((p for p in candidates if p.is_file()), None)
+
+
+def _inside(path: TreePath, root: TreePath) -> bool:
+    """Whether ``path`` lies under the data root (a local link may point outside it)."""
+    if isinstance(path, Path):
+        return isinstance(root, Path) and path.resolve().is_relative_to(root.resolve())
+    return path.is_relative_to(root)
 
 
 def run_view(catalogue: Catalogue, run: Run, encoded: EncodedState, data_url: str) -> RunView:
@@ -132,7 +140,7 @@ def run_view(catalogue: Catalogue, run: Run, encoded: EncodedState, data_url: st
     tomogram = run.tomogram(built.tomogram_id)
     thumbnail = None
     path = thumbnail_path(tomogram, catalogue.root) if tomogram is not None else None
-    if path is not None and path.resolve().is_relative_to(catalogue.root):
+    if path is not None and _inside(path, catalogue.root):
         thumbnail = f"{data_url}/{quote(catalogue.relative(path))}"
     return RunView(
         dataset_id=run.dataset_id,

@@ -58,6 +58,15 @@ def _text(value: Any) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
 
+def _author_names(authors: Any) -> tuple[str, ...]:
+    """Names of the portal's author records (``{"name": ...}``) or of plain strings; a
+    damaged list (not a list, entries without a name) gives the names it has."""
+    if not isinstance(authors, list):
+        return ()
+    names = (a.get("name") if isinstance(a, dict) else a for a in authors)
+    return tuple(_text(n) for n in names if isinstance(n, str) and _text(n))
+
+
 def method_word(method_type: str, software: str) -> str:
     """``manual``, ``hybrid``, ``simulated``; the software (cut) for automated ones."""
     if len(software) > SOFTWARE_CHARS:
@@ -93,10 +102,7 @@ class About:
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> About:
         obj = metadata.get("annotation_object") or {}
-        authors = metadata.get("authors") or []
-        names = tuple(
-            _text(a.get("name")) for a in authors if isinstance(a, dict) and _text(a.get("name"))
-        )
+        names = _author_names(metadata.get("authors"))
         count = metadata.get("object_count")
         deposition = metadata.get("deposition_id")
         return cls(

@@ -119,6 +119,45 @@ def test_status_and_method_words(gt: bool, method: str, software: str) -> None:
         assert " " not in tag and tag in TAG_DESCRIPTIONS
 
 
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+FIELDS = (
+    "annotation_object",
+    "authors",
+    "ground_truth_status",
+    "method_type",
+    "annotation_software",
+    "annotation_method",
+    "object_count",
+    "deposition_id",
+    "version",
+)
+
+
+@given(metadata=st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=len(FIELDS)))
+def test_damaged_metadata_still_describes(metadata: dict) -> None:
+    """Any JSON where the portal puts a field (a hand-edited or damaged file): a description,
+    never an exception; authors are only the names the record really gives."""
+    about = About.from_metadata(metadata)
+    assert isinstance(about.describe(), str) and about.authors_text
+    assert all(isinstance(a, str) and a and a == " ".join(a.split()) for a in about.authors)
+    assert about.object_count is None or isinstance(about.object_count, int)
+    assert all(" " not in tag for tag in about.tags())
+
+
+def test_author_records_and_plain_names() -> None:
+    about = About.from_metadata(
+        {"authors": [{"name": " Ada  Lamella "}, "Ben Tiltseries", {"orcid": "0000"}, 3, None]}
+    )
+    assert about.authors == ("Ada Lamella", "Ben Tiltseries")
+    assert About.from_metadata({"authors": 5}).authors_text == "authors not given"
+
+
 def test_shape_words_are_plain() -> None:
     assert set(SHAPE_WORDS.values()) == {
         "picks",

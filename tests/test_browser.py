@@ -632,6 +632,38 @@ def test_mask_segment_properties_show_its_authors(
     assert loaded["label"] == "vesicle 1 #ground-truth #manual #curator-recommended"
 
 
+_PROPERTY_TITLES_JS = """
+return Array.from(document.querySelectorAll('.neuroglancer-annotation-shader-property'))
+    .map((e) => [
+        e.querySelector('.neuroglancer-annotation-shader-property-identifier').textContent,
+        e.title]);
+"""
+
+
+def test_pick_layer_rendering_tab_describes_the_annotation(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer, artifacts: Path
+) -> None:
+    """The annotation's description (status, method, authors, deposition) is the tool tip of
+    the ``name`` property in the pick layer's Rendering tab, where the viewer lists them."""
+    view = opened[("10000", "TS_026")]
+    name = "100 cytosolic ribosome · ground truth · manual"
+    state = json.loads(json.dumps(view.served_state))
+    [spec] = [x for x in layer_specs(state) if x["name"] == name]
+    spec["tab"] = "rendering"
+    state["selectedLayer"] = {"layer": name, "visible": True}
+    viewer.open_state(service.url("/v/main/"), state, READY_TIMEOUT)
+    deadline, titles = time.monotonic() + 20, {}
+    while "prop_name" not in titles and time.monotonic() < deadline:
+        time.sleep(0.2)
+        titles = dict(viewer.js(_PROPERTY_TITLES_JS))
+    save_png(viewer.page(), artifacts / "pick-layer-rendering-tab.png")
+    assert "prop_name" in titles, f"{name}: no name property in the Rendering tab: {titles}"
+    text = titles["prop_name"]
+    assert text.startswith("cytosolic ribosome: ground truth; method: manual"), text
+    assert "authors: Ada Lamella, Ben Tiltseries" in text and "deposition" in text, text
+    assert titles.get("prop_diameter") == "particle diameter (voxels)"
+
+
 _PAGE_WIDTH_JS = "return [document.documentElement.scrollWidth, window.innerWidth];"
 
 

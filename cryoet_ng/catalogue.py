@@ -100,6 +100,7 @@ class AnnotationFile:
     # found (None when it leaves the data root: the oriented-mesh job names that error).
     mesh_source_path: str | None = None
     mesh_source: TreePath | None = None
+    mesh_source_signature: str | None = None  # as ``signature``, of the model
 
     @property
     def is_precomputable(self) -> bool:
@@ -629,7 +630,7 @@ class _RunBuilder:
             flag = entry.get("is_visualization_default")
             model = entry.get("mesh_source_path") or meta.get("mesh_source_path")
             model = str(model) if model and entry["shape"] == "OrientedPoint" else None
-            model_key = self.resolve(model)[0] if model else None
+            model_key, model_entry = self.resolve(model) if model else (None, None)
             files.append(
                 AnnotationFile(
                     shape=str(entry["shape"]),
@@ -641,6 +642,9 @@ class _RunBuilder:
                     signature=f"{found[1]}:{found[2]}" if found else None,
                     mesh_source_path=model,
                     mesh_source=tree_path(self.b.store, model_key) if model_key else None,
+                    mesh_source_signature=(
+                        f"{model_entry[1]}:{model_entry[2]}" if model_entry else None
+                    ),
                 )
             )
         return Annotation(ann_id, vs.spacing, tree_path(self.b.store, meta_key), meta, tuple(files))

@@ -82,8 +82,7 @@ class SignatureRecords:
         for job in jobs:
             known = self.records(job.dataset_id).get(self.output_key(job))
             if (
-                job.signature is not None
-                and job.sources() == (job.source,)  # the signature covers the only input
+                job.signature_covers_inputs()
                 and known is not None
                 and known[:2] == [job.signature, _params(job, config)]
             ):

@@ -169,10 +169,15 @@ def test_state_of_the_precomputed_sample_shows_the_meshes(
     assert cli(args) == 0
     state = json.loads(capsys.readouterr().out)
     assert_roundtrip(state)  # neuroglancer.ViewerState
-    layers = {layer["name"]: layer for layer in state["layers"]}
-    models = layers[f"{oriented.id} {oriented.object_name} orientedmesh"]
-    picks = layers[f"{oriented.id} {oriented.object_name} orientedpoint"]
-    membrane = layers[f"{surface.id} {surface.object_name} mesh"]
+    layers = {
+        layer["source"]["url"].rstrip("/").rsplit("/", 1)[-1]: layer
+        for layer in state["layers"]
+        if isinstance(layer["source"], dict)
+    }
+    models = layers[f"{oriented.id}-{oriented.stem}_orientedmesh"]
+    picks = layers[f"{oriented.id}-{oriented.stem}_orientedpoint"]
+    membrane = layers[f"{surface.id}-{surface.stem}_triangularmesh"]
+    assert models["name"].startswith(f"{oriented.id} {oriented.object_name} particle models")
     assert models["visible"] is True and picks["visible"] is False
     assert models["source"]["url"].endswith("_orientedmesh")
     assert membrane["type"] == "segmentation" and membrane["source"]["url"].endswith(

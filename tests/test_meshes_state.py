@@ -14,9 +14,6 @@ from cryoet_ng.sample.outputs import write_output
 from cryoet_ng.summaries import Occupancy, Summary
 from ngstate import build_state
 
-MODELS = "102 ATP synthase orientedmesh"
-PICKS = "102 ATP synthase orientedpoint"
-
 
 def _mesh_summary(tree: Tree, fractions_zyx: np.ndarray, closed: bool, count: int = 1) -> Summary:
     grid = tree.grid()
@@ -42,8 +39,16 @@ def _write_models(tree: Tree, summary: Summary) -> None:
     write_output(tree.out, run, annotation, ORIENTED_MESH, summary=summary)
 
 
-def _layers(state: dict) -> dict[str, dict]:
-    return {layer["name"]: layer for layer in state["layers"]}
+def _layer(state: dict, output_suffix: str) -> dict:
+    """The one layer whose source is an output folder ending in ``output_suffix``."""
+    (found,) = [
+        layer
+        for layer in state["layers"]
+        if (layer["source"] if isinstance(layer["source"], str) else layer["source"]["url"])
+        .rstrip("/")
+        .endswith(output_suffix)
+    ]
+    return found
 
 
 @pytest.mark.parametrize("policy", ["auto", "author", "auto+author"])
@@ -52,8 +57,11 @@ def test_particle_models_are_shown_in_place_of_the_bare_picks(tmp_path: Path, po
     _write_models(tree, _mesh_summary(tree, tree.empty_cells() + 0.001, closed=True, count=30))
     built = build_state(tree.build(), "10000", "TS_026", "100", tree.options(policy=policy))
     assert_roundtrip(built.state)
-    layers = _layers(built.state)
-    models, picks = layers[MODELS], layers[PICKS]
+    models, picks = _layer(built.state, "_orientedmesh"), _layer(built.state, "_orientedpoint")
+    models_name, picks_name = models["name"], picks["name"]
+    # Named for people: the shape words tell the two forms of one annotation apart.
+    assert models_name.startswith("102 ATP synthase particle models · ")
+    assert picks_name.startswith("102 ATP synthase oriented picks · ")
     assert models["type"] == "segmentation" and picks["type"] == "annotation"
     assert models["source"]["url"].endswith("-atp_synthase-1.0_orientedmesh")
     assert models["source"]["subsources"]["mesh"] is True
@@ -63,26 +71,26 @@ def test_particle_models_are_shown_in_place_of_the_bare_picks(tmp_path: Path, po
     assert models["segmentDefaultColor"] == picks["annotationColor"]
     assert models["visible"] is True and picks["visible"] is False
     decisions = {d.layer: d for d in built.decisions}
-    assert decisions[PICKS].rule == "models" and decisions[PICKS].others == (MODELS,)
-    assert f"drawn as particle models by {MODELS} (shown)" in decisions[PICKS].reason
-    assert f"in place of the bare picks {PICKS}" in decisions[MODELS].reason
+    assert decisions[picks_name].rule == "models" and decisions[picks_name].others == (models_name,)
+    assert f"drawn as particle models by {models_name} (shown)" in decisions[picks_name].reason
+    assert f"in place of the bare picks {picks_name}" in decisions[models_name].reason
 
 
 def test_without_models_the_picks_are_shown(tmp_path: Path) -> None:
     tree = _with_models(Tree(tmp_path))
     built = build_state(tree.build(), "10000", "TS_026", "100", tree.options())
-    layers = _layers(built.state)
-    assert MODELS not in layers and layers[PICKS]["visible"] is True
+    assert not [x for x in built.state["layers"] if "orientedmesh" in str(x["source"])]
+    assert _layer(built.state, "_orientedpoint")["visible"] is True
 
 
 def test_models_hidden_by_the_author_keep_the_picks_hidden(tmp_path: Path) -> None:
     tree = _with_models(Tree(tmp_path), flag=False)
     _write_models(tree, _mesh_summary(tree, tree.empty_cells(), closed=True, count=30))
     built = build_state(tree.build(), "10000", "TS_026", "100", tree.options(policy="author"))
-    layers = _layers(built.state)
-    assert layers[MODELS]["visible"] is False and layers[PICKS]["visible"] is False
+    models, picks = _layer(built.state, "_orientedmesh"), _layer(built.state, "_orientedpoint")
+    assert models["visible"] is False and picks["visible"] is False
     decisions = {d.layer: d for d in built.decisions}
-    assert "(itself hidden)" in decisions[PICKS].reason
+    assert "(itself hidden)" in decisions[picks["name"]].reason
 
 
 @pytest.mark.parametrize("closed", [True, False])
@@ -99,16 +107,15 @@ def test_a_closed_mesh_takes_part_in_occlusion(tmp_path: Path, closed: bool) -> 
     )
     built = build_state(tree.build(), "10000", "TS_026", "100", tree.options())
     assert_roundtrip(built.state)
-    layers = _layers(built.state)
-    mesh = layers["110 vesicle mesh"]
+    mesh, points = _layer(built.state, "_triangularmesh"), _layer(built.state, "_point")
     assert mesh["type"] == "segmentation" and mesh["meshRenderScale"] == 2.0
     assert mesh["source"]["url"].endswith("-vesicle-1.0_triangularmesh")
     decisions = {d.layer: d for d in built.decisions}
     if closed:  # the surface encloses the picks: one of the two is hidden, and why
-        assert mesh["visible"] is False and layers["111 ribosome point"]["visible"] is True
-        assert decisions["110 vesicle mesh"].rule == "occludes"
-        assert "would occlude 1 visible layer: 111 ribosome point" in (
-            decisions["110 vesicle mesh"].reason
+        assert mesh["visible"] is False and points["visible"] is True
+        assert decisions[mesh["name"]].rule == "occludes"
+        assert f"would occlude 1 visible layer: {points['name']}" in (
+            decisions[mesh["name"]].reason
         )
     else:  # an open sheet encloses nothing
-        assert mesh["visible"] is True and layers["111 ribosome point"]["visible"] is True
+        assert mesh["visible"] is True and points["visible"] is True

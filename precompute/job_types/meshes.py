@@ -97,8 +97,10 @@ class OrientedMeshes(AnnotationJob):
         for f in annotation.files:
             if f.shape == "OrientedPoint" and f.format == "ndjson":
                 if f.mesh_source_path:
+                    both = f.signature and f.mesh_source_signature  # picks and model
+                    signature = f"{f.signature}+{f.mesh_source_signature}" if both else None
                     job = cls.create(
-                        run, annotation, layout, f.shape, f.path, ORIENTED_MESH, f.signature
+                        run, annotation, layout, f.shape, f.path, ORIENTED_MESH, signature
                     )
                     yield dataclasses.replace(
                         job,
@@ -135,8 +137,11 @@ class OrientedMeshes(AnnotationJob):
             template_declared=rule.path,
             template_origin="meshes.templates",
             metadata=annotation.metadata_path,
-            signature=picks.signature,
         )
+
+    def signature_covers_inputs(self) -> bool:
+        # From the listing: picks and model (mesh_source_path); a configured model has none.
+        return self.signature is not None and self.template_origin == "mesh_source_path"
 
     def sources(self) -> tuple[TreePath, ...]:
         # A missing template is not hashed: the converter names it (InputError).

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import trimesh
 import yaml
 from mesh_support import check_format, level_meshes
 from test_ngstate_tree import assert_roundtrip
@@ -213,3 +214,20 @@ def test_configured_template_by_object(copy_sample, tmp_path: Path, match: str) 
     code, report = _precompute(tree, tmp_path / "bare")
     assert code == 0
     assert not Layout(tmp_path / "bare").oriented_mesh_output(run, oriented).exists()
+
+
+def test_changed_model_redoes_only_the_particle_models(copy_sample, tmp_path: Path) -> None:
+    tree = copy_sample(tmp_path / "data")
+    out = tmp_path / "out"
+    code, _ = _precompute(tree, out)
+    assert code == 0
+    run, oriented, _ = _mesh_annotations(tree)
+    model = next(f.mesh_source for f in oriented.files if f.mesh_source is not None)
+    assert isinstance(model, Path)
+    scene = trimesh.load(model, file_type="glb", force="scene")
+    scene.apply_transform(trimesh.transformations.scale_matrix(0.5))  # a smaller model
+    model.write_bytes(scene.export(file_type="glb"))
+    code, report = _precompute(tree, out)
+    assert code == 0
+    done = [Path(j["output"]).name for j in report["jobs"] if j["status"] == "done"]
+    assert done == [Layout(out).oriented_mesh_output(run, oriented).name]

@@ -18,7 +18,7 @@ import argparse
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,10 +28,22 @@ from cryoet_ng.config import Config
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+    from cryoet_ng.catalogue import Catalogue
     from cryoet_ng.sample.spec import SizeName
 
 log = logging.getLogger(__name__)
 OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
+
+
+# Exit status of every sub-command.
+EXIT_OK = 0  # everything asked for was done
+EXIT_FAILED = 1  # some input failed (named on stderr and in reports); the rest was done
+EXIT_USAGE = 2  # nothing was done: bad arguments, configuration, data root or selection
+
+
+class UsageError(ValueError):
+    """Nothing can be done as asked (a missing data root, an unknown dataset id, a busy port):
+    the CLI prints the message and exits with :data:`EXIT_USAGE`."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +51,47 @@ class Command:
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
-    # Exit status: 0 success, 1 failed work, 2 unusable input or configuration.
+    # Exit status: EXIT_OK, EXIT_FAILED or EXIT_USAGE (raising UsageError gives it too).
     run: Callable[[argparse.Namespace, Config], int]
     takes_config: bool = True  # a --config FILE flag; without it the default configuration
+
+
+def require_selection(
+    catalogue: Catalogue,
+    datasets: Sequence[str] = (),
+    runs: Sequence[str] = (),
+    known_datasets: Sequence[str] = (),
+) -> None:
+    """:class:`UsageError` when the data root is missing or not a portal tree (the
+    catalogue's warning says which), or when ``datasets`` or ``runs`` name something the
+    tree does not have (the message lists what it has: ``known_datasets``, and the runs of
+    the datasets scanned)."""
+    about_root = [w.message for w in catalogue.warnings if w.path == catalogue.root]
+    if about_root and not catalogue.datasets:
+        raise UsageError(f"{catalogue.root}: {about_root[0]}")
+    unknown = [d for d in datasets if d not in catalogue.datasets]
+    if unknown:
+        raise UsageError(
+            f"{catalogue.root}: unknown dataset{'s' * (len(unknown) > 1)} "
+            f"{', '.join(unknown)} (known: {_listing(known_datasets)})"
+        )
+    if not catalogue.datasets:
+        raise UsageError(f"{catalogue.root}: no dataset folders (numeric names): not a portal tree")
+    names = sorted({run.name for run in catalogue.runs()})
+    unknown = [r for r in runs if r not in names]
+    if unknown:
+        where = (
+            f"dataset{'s' * (len(datasets) > 1)} {', '.join(datasets)}" if datasets else "the tree"
+        )
+        raise UsageError(
+            f"{catalogue.root}: unknown run{'s' * (len(unknown) > 1)} {', '.join(unknown)} "
+            f"in {where} (known: {_listing(names)})"
+        )
+
+
+def _listing(names: Sequence[str], most: int = 20) -> str:
+    shown = ", ".join(names[:most]) or "none"
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def parse_options(cls: type[OptionsT], args: argparse.Namespace) -> OptionsT:
@@ -73,7 +123,7 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_sample(args: argparse.Namespace, config: Config) -> int:
-    """Write the synthetic tree; 1 when ``OUT_DIR`` already exists."""
+    """Write the synthetic tree; 2 when ``OUT_DIR`` already exists (nothing written)."""
     options = parse_options(SampleOptions, args)
     from cryoet_ng.sample import generate
 
@@ -81,8 +131,7 @@ def run_sample(args: argparse.Namespace, config: Config) -> int:
     try:
         manifest = generate(options.out_dir, seed=options.seed, size=options.size)
     except FileExistsError as exc:
-        log.error("%s", exc)
-        return 1
+        raise UsageError(str(exc)) from exc
     log.info(
         "wrote %s (seed %d, size %s) in %.1f s: %s",
         options.out_dir,

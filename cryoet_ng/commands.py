@@ -89,6 +89,14 @@ def require_selection(
         )
 
 
+def dataset_ids(root: Path) -> list[str]:
+    """The dataset folders (numeric names) under a local data root, for messages."""
+    try:
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+    except OSError:
+        return []
+
+
 def _listing(names: Sequence[str], most: int = 20) -> str:
     shown = ", ".join(names[:most]) or "none"
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")

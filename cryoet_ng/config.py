@@ -125,6 +125,29 @@ class PrecomputeConfig:
     )
     mesh_lods: int = _doc(3, "Levels of detail of segmentation meshes.")
     workers: int = _doc(0, "Parallel workers; 0 = one per core.")
+    job_timeout: float = _doc(
+        3600.0,
+        "Seconds one job may run; then it fails as timed out and its Dask worker is "
+        "restarted. 0 = no limit.",
+    )
+    start_timeout: float = _doc(
+        120.0,
+        "Seconds a batch waits for a Dask worker (an existing scheduler may have none); "
+        "then its unstarted jobs fail.",
+    )
+    in_process_bytes: int = _doc(
+        256 * 1024 * 1024,
+        "Batches whose inputs total at most this many bytes run in this process, without "
+        "starting a Dask cluster (which costs seconds before any work).",
+    )
+    progress_seconds: float = _doc(
+        30.0, "Interval of the progress lines printed when stderr is not a terminal."
+    )
+    lock_wait: float | None = _doc(
+        None,
+        "Seconds to wait for another batch holding a dataset of the same output root; "
+        "null = as long as it runs, 0 = fail at once.",
+    )
 
 
 @dataclass(frozen=True)
@@ -207,7 +230,10 @@ def load_config(
     """Load ``path`` (default: the shipped default.yaml), then env and explicit overrides."""
     source = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     try:
-        raw = yaml.safe_load(source.read_text()) or {}
+        with source.open(encoding="utf-8") as stream:  # YAML's error marks name the file
+            raw = yaml.safe_load(stream) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read configuration: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

@@ -7,9 +7,22 @@ from typing import Any
 
 from cryoet_ng.config import Config
 
+# How a batch runs, never what it writes: left out of every fingerprint, so changing one
+# redoes nothing.
+EXECUTION_KEYS = (
+    "workers",
+    "job_timeout",
+    "start_timeout",
+    "in_process_bytes",
+    "progress_seconds",
+    "lock_wait",
+)
+
 
 def precompute_options(config: Config) -> dict[str, Any]:
-    """``precompute.*`` without ``workers``: parallelism never changes the bytes."""
+    """``precompute.*`` without the execution keys: parallelism, timeouts, progress and
+    locking never change the bytes."""
     options = dataclasses.asdict(config.precompute)
-    options.pop("workers", None)
+    for key in EXECUTION_KEYS:
+        options.pop(key, None)
     return options

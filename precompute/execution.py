@@ -15,8 +15,10 @@
 
 Every job runs in a thread under a deadline (``precompute.job_timeout``): a job still
 running then is reported failed ("timed out") and the batch goes on. A thread cannot be
-killed: on Dask the worker that ran it is restarted (its nanny starts a fresh process);
-in this process the thread is abandoned (a daemon, gone when the batch ends). On an
+killed: on Dask the worker that ran it is restarted (its nanny starts a fresh process) as
+soon as it runs none of the batch's jobs and holds none of its results (a restart loses
+both and Dask would redo them), else when the batch ends; in this process the thread is
+abandoned (a daemon, gone when the batch ends). On an
 existing scheduler, jobs still waiting when no worker has been connected for
 ``precompute.start_timeout`` seconds fail as "cannot start".
 """
@@ -205,6 +207,7 @@ def _dask_outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tupl
             for i, job in enumerate(jobs)
         }
         no_worker_since: float | None = None
+        stuck: set[str] = set()  # workers still running a timed-out job's thread
         while pending:
             try:
                 finished = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")[
@@ -216,9 +219,11 @@ def _dask_outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tupl
                 job = pending.pop(future)
                 outcome = _result(future, job)
                 if outcome.timed_out:
-                    _restart_worker(client, future)
+                    stuck |= _holders(client, future)
                 future.release()
                 yield job, outcome
+            if stuck:
+                stuck = _restart_idle(client, stuck, {str(f.key) for f in pending})
             if finished:
                 no_worker_since = None
                 continue
@@ -236,6 +241,8 @@ def _dask_outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tupl
                     error = Failure(str(job.source), message)
                     yield job, Outcome(job.name, "failed", 0.0, str(job.target), error)
                 return
+        if stuck and plan.scheduler is not None:  # a LocalCluster's workers end with it
+            _restart(client, stuck)
 
 
 def _result(future: Future, job: Job) -> Outcome:
@@ -255,11 +262,32 @@ def _worker_count(client: Client) -> int:
     return len(info.get("workers", {}))
 
 
-def _restart_worker(client: Client, future: Future) -> None:
-    """Restart the worker that still runs a timed-out job's thread (needs a nanny)."""
+def _holders(client: Client, future: Future) -> set[str]:
+    """The worker that ran ``future`` (it holds the result)."""
     try:
-        workers = [w for holders in client.who_has([future]).values() for w in holders]
-        if workers:
-            client.restart_workers(workers, raise_for_error=False)
+        return {w for holders in client.who_has([future]).values() for w in holders}
+    except Exception:  # the scheduler lost it already: nothing to restart
+        return set()
+
+
+def _restart_idle(client: Client, stuck: set[str], pending: set[str]) -> set[str]:
+    """Restart the stuck workers that run none of our jobs and hold none of our results (a
+    restart loses both, and Dask would run those jobs again); return the others, tried
+    again later. A worker never idle keeps its abandoned thread until the batch ends."""
+    try:
+        processing = client.processing(sorted(stuck))
+        holding = client.has_what(sorted(stuck))
+    except Exception:  # the scheduler is busy or gone: try again later
+        return stuck
+    idle = {w for w in stuck if not processing.get(w) and not set(holding.get(w, ())) & pending}
+    if idle:
+        _restart(client, idle)
+    return stuck - idle
+
+
+def _restart(client: Client, workers: set[str]) -> None:
+    """Restart workers still running a timed-out job's thread (each needs a nanny)."""
+    try:
+        client.restart_workers(sorted(workers), raise_for_error=False)
     except Exception as exc:  # no nanny (a bare `dask worker --no-nanny`): it keeps running
         log.warning("could not restart the worker of a timed-out job: %s", exc)

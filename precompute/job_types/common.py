@@ -7,8 +7,8 @@ from typing import Any
 
 from cryoet_ng.config import Config
 
-# How a batch runs and what memory it uses, never what it writes: left out of every fingerprint, so changing one
-# redoes nothing.
+# How a batch runs and how much memory it uses, never what it writes: left out of every
+# fingerprint, so changing one redoes nothing.
 EXECUTION_KEYS = (
     "workers",
     "volume_brick",

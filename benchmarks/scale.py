@@ -5,6 +5,8 @@ Sections:
 * ``volumes``: masks of 1000x1000x500 and 2000x2000x1000 voxels, peak RSS and wall time of
   one conversion, ours and the landed main's (:mod:`benchmarks.scale_volumes`; its options
   go after ``--``).
+* ``tree``: a metadata-only tree of 100 datasets x 300 runs: main's full scan against the
+  index build, refresh and lazy dataset load (:mod:`benchmarks.scale_tree`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SECTIONS = {"volumes": "benchmarks.scale_volumes"}
+SECTIONS = {"volumes": "benchmarks.scale_volumes", "tree": "benchmarks.scale_tree"}
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,5 @@
-"""Sub-commands of ``cryoet-ng``: the :class:`Command` type, and the core's own ``sample``.
+"""Sub-commands of ``cryoet-ng``: the :class:`Command` type, and the core's own ``sample``
+and ``index``.
 
 Each package owns its sub-commands in its ``commands`` module (``precompute.commands``,
 ``ngstate.commands``, ``server.commands``, this one), as neuroglancer's ``cli.py`` pairs
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
     from cryoet_ng.catalogue import Catalogue
     from cryoet_ng.sample.spec import SizeName
+    from cryoet_ng.store import TreePath
 
 log = logging.getLogger(__name__)
 OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
@@ -61,11 +64,12 @@ def require_selection(
     datasets: Sequence[str] = (),
     runs: Sequence[str] = (),
     known_datasets: Sequence[str] = (),
+    known_runs: Callable[[], Sequence[str]] | None = None,
 ) -> None:
     """:class:`UsageError` when the data root is missing or not a portal tree (the
     catalogue's warning says which), or when ``datasets`` or ``runs`` name something the
-    tree does not have (the message lists what it has: ``known_datasets``, and the runs of
-    the datasets scanned)."""
+    tree does not have (the message lists what it has: ``known_datasets``, and
+    ``known_runs()`` or else the runs of the catalogue, which may hold only the selection)."""
     about_root = [w.message for w in catalogue.warnings if w.path == catalogue.root]
     if about_root and not catalogue.datasets:
         raise UsageError(f"{catalogue.root}: {about_root[0]}")
@@ -75,11 +79,12 @@ def require_selection(
             f"{catalogue.root}: unknown dataset{'s' * (len(unknown) > 1)} "
             f"{', '.join(unknown)} (known: {_listing(known_datasets)})"
         )
-    if not catalogue.datasets:
+    if not catalogue.datasets and not (runs and known_datasets):
         raise UsageError(f"{catalogue.root}: no dataset folders (numeric names): not a portal tree")
     names = sorted({run.name for run in catalogue.runs()})
     unknown = [r for r in runs if r not in names]
     if unknown:
+        names = sorted(known_runs()) if known_runs is not None else names
         where = (
             f"dataset{'s' * (len(datasets) > 1)} {', '.join(datasets)}" if datasets else "the tree"
         )
@@ -89,12 +94,61 @@ def require_selection(
         )
 
 
-def dataset_ids(root: Path) -> list[str]:
-    """The dataset folders (numeric names) under a local data root, for messages."""
+def require_tree(root: str | Path, datasets: Sequence[str] = ()) -> list[str]:
+    """The dataset ids of the tree at ``root`` (one listing; a tree that cannot be listed,
+    https://, gives none), or :class:`UsageError` when it is missing or not a portal tree,
+    or lacks one of ``datasets``: checked before anything is written."""
+    from cryoet_ng.store import StoreError, open_store, tree_path
+    from cryoet_ng.treescan import Scanner
+
     try:
-        return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.isdigit())
-    except OSError:
+        store = open_store(root)
+    except StoreError as exc:
+        raise UsageError(f"{root}: {exc.reason}") from exc
+    if not store.can_list:
         return []
+    ids, warnings = Scanner(store).dataset_ids()
+    if warnings:
+        raise UsageError(str(warnings[0]))
+    unknown = [d for d in datasets if d not in ids]
+    if unknown:
+        raise UsageError(
+            f"{tree_path(store, '')}: unknown dataset"
+            f"{'s' * (len(unknown) > 1)} {', '.join(unknown)} (known: {_listing(ids)})"
+        )
+    return ids
+
+
+def dataset_ids(root: TreePath) -> list[str]:
+    """The dataset folders (numeric names) under a data root, for messages (one listing)."""
+    from cryoet_ng.store import StoreError, open_store
+    from cryoet_ng.treescan import Scanner
+
+    try:
+        return Scanner(open_store(str(root))).dataset_ids()[0]
+    except (StoreError, OSError):
+        return []
+
+
+def run_names(root: TreePath, datasets: Sequence[str]) -> list[str]:
+    """The run folders of ``datasets`` (all datasets when empty) under a data root, for
+    messages: one folder listing per dataset and per folder in it (a run folder has
+    run_metadata.json or a layout folder; ``Images/`` has not)."""
+    from cryoet_ng.store import StoreError, open_store
+    from cryoet_ng.treescan import LAYOUT_FOLDERS
+
+    store = open_store(str(root))
+    names: set[str] = set()
+    for dataset_id in datasets or dataset_ids(root):
+        try:
+            for name in store.list_folder(dataset_id).folders:
+                listing = store.list_folder(f"{dataset_id}/{name}")
+                files = {entry.key.rsplit("/", 1)[-1] for entry in listing.files}
+                if "run_metadata.json" in files or set(listing.folders) & set(LAYOUT_FOLDERS):
+                    names.add(name)
+        except StoreError:
+            continue
+    return sorted(names)
 
 
 def _listing(names: Sequence[str], most: int = 20) -> str:
@@ -163,6 +217,53 @@ def run_sample(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class IndexOptions:
+    data_root: str  # a folder, s3:// or gs:// URL
+    out: str | None = None  # index root; None: the data root for a URL, else the output root
+    datasets: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ()
+    rebuild: bool = False
+
+
+def add_index_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data_root", metavar="DATA_ROOT", help="folder, s3:// or gs:// URL")
+    parser.add_argument(
+        "--out", type=str, help="index root: folder or s3://, gs:// URL (default: output root)"
+    )
+    parser.add_argument("--datasets", nargs="+", metavar="ID", help="only these datasets")
+    parser.add_argument("--runs", nargs="+", metavar="NAME", help="only these runs")
+    parser.add_argument("--rebuild", action="store_true", help="ignore the existing index")
+
+
+def run_index(args: argparse.Namespace, config: Config) -> int:
+    """Build or refresh the tree's index; 1 when an input was skipped, 2 on a store error."""
+    options = parse_options(IndexOptions, args)
+    from cryoet_ng import index
+    from cryoet_ng.store import StoreError, is_url, open_store
+
+    data_root = options.data_root if is_url(options.data_root) else Path(options.data_root)
+    index_root = options.out
+    if index_root is None:
+        index_root = options.data_root if is_url(options.data_root) else str(config.out_root)
+    try:
+        _, report = index.refresh(
+            data_root,
+            index_root,
+            list(options.datasets) or None,
+            list(options.runs) or None,
+            rebuild=options.rebuild,
+            keep=False,
+        )
+    except StoreError as exc:
+        print(f"cryoet-ng index: {exc}", file=sys.stderr)
+        return 2
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"index {open_store(index_root).url_of(index.TOP)}: {report.line()}")
+    return 1 if any(w.skipped for w in report.warnings) else 0
+
+
 COMMANDS = (
     Command(
         "sample",
@@ -170,5 +271,11 @@ COMMANDS = (
         add_sample_arguments,
         run_sample,
         takes_config=False,
+    ),
+    Command(
+        "index",
+        "build or refresh the tree's index (beside the outputs)",
+        add_index_arguments,
+        run_index,
     ),
 )

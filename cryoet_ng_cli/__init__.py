@@ -4,6 +4,7 @@ It knows which package owns which sub-command and nothing else; each ``commands`
 declares its flags and runs its work (see :mod:`cryoet_ng.commands`):
 
     sample         cryoet_ng.commands     synthetic portal-layout data tree
+    index          cryoet_ng.commands     build or refresh the tree's index
     precompute     precompute.commands    annotations/masks/tomograms -> precomputed
     validate       precompute.commands    re-read outputs with independent readers
     state          ngstate.commands       one viewer state (or its explanation)

@@ -238,6 +238,8 @@ def state_inputs_mtime(
     run, tomogram = resolve(catalogue, dataset_id, run_name, tomogram_id)
     newest = 0.0
     for path in state_inputs(run, tomogram, options.layout).paths():
+        if not isinstance(path, Path):
+            continue  # on an object store: no mtime to watch (the index refresh covers it)
         try:
             newest = max(newest, os.stat(path).st_mtime)
         except OSError:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cryoet_ng.catalogue import Annotation, AnnotationFile, Run, Tomogram
 from cryoet_ng.layout import Layout, summary_path
+from cryoet_ng.store import TreePath
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,13 @@ class StateInputs:
     tomogram_summaries: tuple[Path, ...]  # one per tomogram, same order
     annotations: tuple[Annotation, ...]  # those shown with the tomogram(s)
     files: tuple[FileInput, ...]  # their files, in annotation and file order
-    # Catalogue paths of the run, and the precompute folders (atomic writes rename into them).
-    folders: tuple[Path, ...]
+    # Catalogue paths of the run (Locations on an object store), and the precompute
+    # folders (atomic writes rename into them).
+    folders: tuple[TreePath, ...]
 
-    def paths(self) -> tuple[Path, ...]:
+    def paths(self) -> tuple[TreePath, ...]:
         """Every file and folder whose change can change the state, without repeats."""
-        paths: list[Path] = [*self.folders, *self.tomogram_summaries]
+        paths: list[TreePath] = [*self.folders, *self.tomogram_summaries]
         for file in self.files:
             paths += file.paths()
         return tuple(dict.fromkeys(paths))
@@ -63,7 +65,7 @@ def state_inputs(run: Run, tomogram: Tomogram | None, layout: Layout) -> StateIn
         for f in a.files
     )
     spacings = {t.voxel_spacing for t in tomograms} | {a.voxel_spacing for a in annotations}
-    folders = list(run.scanned_paths())
+    folders: list[TreePath] = list(run.scanned_paths())
     for spacing in sorted(spacings):
         precompute_dir = layout.precompute_dir(run, spacing)
         folders += [precompute_dir.parent, precompute_dir]

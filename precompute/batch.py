@@ -24,10 +24,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from cryoet_ng import index
 from cryoet_ng.atomic import remove_stale_temporaries
 from cryoet_ng.catalogue import Catalogue
-from cryoet_ng.commands import UsageError, dataset_ids, require_selection
+from cryoet_ng.commands import UsageError, dataset_ids, require_selection, require_tree, run_names
 from cryoet_ng.config import Config
+from cryoet_ng.store import open_store
 from precompute.errors import Failure
 from precompute.execution import Plan, outcomes
 from precompute.job_types import REGISTRY
@@ -37,26 +39,39 @@ from precompute.output_roots import LocalRoot, OutputRoot
 from precompute.progress import Progress
 from precompute.report import BatchReport
 from precompute.runner import Outcome
+from precompute.signatures import SignatureRecords
 
 __all__ = ["Plan", "run_batch"]
 
 log = logging.getLogger(__name__)
 
 
-def run_batch(data_root: Path, out: OutputRoot, config: Config, plan: Plan) -> BatchReport:
-    """Scan the tree, check the selection, lock, clean leftovers, run every job and collect
-    the outcomes. :class:`~cryoet_ng.commands.UsageError` before anything starts when the
-    root or the selection names nothing, or when another batch holds the output root
-    longer than ``precompute.lock_wait``."""
+def run_batch(data_root: str | Path, out: OutputRoot, config: Config, plan: Plan) -> BatchReport:
+    """Refresh the tree's index, check the selection, lock, clean leftovers, run every job
+    and collect the outcomes. :class:`~cryoet_ng.commands.UsageError` before anything
+    starts when the root or the selection names nothing, or when another batch holds the
+    output root longer than ``precompute.lock_wait``."""
     start = time.perf_counter()
-    catalogue = Catalogue.scan(data_root, list(plan.datasets) or None)
-    require_selection(catalogue, plan.datasets, plan.runs, dataset_ids(catalogue.root))
+    known = require_tree(data_root, plan.datasets)  # before the index is written
+    catalogue = _catalogue(data_root, out.url, list(plan.datasets) or None, list(plan.runs) or None)
+    root = catalogue.root
+    require_selection(
+        catalogue,
+        plan.datasets,
+        plan.runs,
+        known or dataset_ids(root),
+        lambda: run_names(root, plan.datasets),
+    )
     jobs = REGISTRY.jobs(catalogue, out.local, plan.runs)
     settings = config.precompute
     in_process = plan.in_process(jobs, settings.in_process_bytes)
     describe = plan.describe(in_process)
     report = BatchReport(str(catalogue.root), out.url, describe, list(catalogue.warnings))
     with _locks(out, jobs, settings.lock_wait, settings.progress_seconds):
+        # Read under the locks: a batch that waited sees what the previous one recorded.
+        signatures = SignatureRecords.of(out.url, out.local)
+        jobs = signatures.apply(jobs, config)
+        finished: list[Job] = []
         out.prepare(jobs, force=plan.force)
         removed = sum(remove_stale_temporaries(f) for f in {j.summary.parent for j in jobs})
         if removed:
@@ -66,10 +81,13 @@ def run_batch(data_root: Path, out: OutputRoot, config: Config, plan: Plan) -> B
             for job, outcome in outcomes(jobs, config, plan, in_process):
                 if outcome.status == "done":
                     outcome = _publish(out, job, outcome)
+                if outcome.status != "failed":
+                    finished.append(job)
                 report.add(outcome)
                 progress.add(outcome.status)
                 if outcome.status == "failed" and outcome.error is not None:
                     log.error("failed %s: %s", outcome.job, outcome.error)
+        signatures.update(finished, config)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -89,6 +107,19 @@ def _locks(out: OutputRoot, jobs: list[Job], wait: float | None, every: float) -
             yield
     except LockTimeout as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _catalogue(
+    data_root: str | Path, index_root: str, datasets: list[str] | None, runs: list[str] | None
+) -> Catalogue:
+    """Refresh the index under ``index_root`` and return what was selected; a tree that
+    cannot be listed (https://) is read from its published index."""
+    store = open_store(data_root)
+    if not store.can_list:
+        return Catalogue.from_index(store, store, datasets, runs)
+    records, report = index.refresh(data_root, index_root, datasets, runs)
+    log.info("index: %s", report.line())
+    return Catalogue.from_records(store, records, report.warnings)
 
 
 def _publish(out: OutputRoot, job: Job, outcome: Outcome) -> Outcome:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PrecomputeOptions:
-    data_root: Path
+    data_root: str  # a folder, s3://, gs:// URL, or https:// with its published index
     out: str | None = None  # a folder or an s3:// / gs:// URL; None = the configured root
     datasets: tuple[str, ...] = ()  # empty: all
     runs: tuple[str, ...] = ()
@@ -38,7 +38,9 @@ class PrecomputeOptions:
 
 
 def add_precompute_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data_root", type=Path, metavar="DATA_ROOT")
+    parser.add_argument(
+        "data_root", metavar="DATA_ROOT", help="folder, s3://, gs:// or https:// URL"
+    )
     parser.add_argument(
         "--out", type=str, help="output root: folder or s3://, gs:// URL (default: in the tree)"
     )
@@ -73,14 +75,24 @@ def add_precompute_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_precompute(args: argparse.Namespace, config: Config) -> int:
     options = parse_options(PrecomputeOptions, args)
-    config = with_overrides(
-        config,
-        {
-            "data_root": str(options.data_root.resolve()),
-            "precompute.job_timeout": options.job_timeout,
-            "precompute.lock_wait": options.lock_wait,
-        },
-    )
+    from cryoet_ng.store import is_url
+
+    overrides: dict[str, object] = {
+        "precompute.job_timeout": options.job_timeout,
+        "precompute.lock_wait": options.lock_wait,
+    }
+    data_root: str | Path = options.data_root
+    out = options.out
+    if is_url(options.data_root):
+        # A remote tree's outputs go beside it unless --out or output_root names a root
+        # (the configured data root is another tree).
+        if out is None and config.output_root is None:
+            out = options.data_root
+    else:
+        overrides["data_root"] = str(Path(options.data_root).resolve())
+    config = with_overrides(config, overrides)
+    if not is_url(options.data_root):
+        data_root = config.data_root  # resolved (validate and the locks compare it)
     from precompute import output_roots
     from precompute.batch import Plan, run_batch
 
@@ -94,8 +106,8 @@ def run_precompute(args: argparse.Namespace, config: Config) -> int:
         dashboard=options.dashboard,
     )
     try:
-        with output_roots.open_output_root(options.out, config.out_root) as out:
-            report = run_batch(config.data_root, out, config, plan)
+        with output_roots.open_output_root(out, config.out_root) as root:
+            report = run_batch(data_root, root, config, plan)
     except output_roots.StorageError as exc:
         raise UsageError(str(exc)) from exc
     print(report.table())

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryoet_ng.store import Location, TreePath
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -30,8 +32,8 @@ class Failure:
 class InputError(ValueError):
     """An input file cannot be converted. Nothing is written for it; the batch goes on."""
 
-    def __init__(self, path: Path | str, message: str, line: int | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, path: TreePath | str, message: str, line: int | None = None) -> None:
+        self.path: TreePath = path if isinstance(path, Location) else Path(path)
         self.line = line
         self.reason = message
         where = f"{self.path}:{line}" if line is not None else str(self.path)

@@ -33,10 +33,10 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryoet_ng.config import Config
+from cryoet_ng.store import Location, TreePath
 from precompute.errors import Failure
 from precompute.jobs import Job
 from precompute.runner import Outcome, execute
@@ -85,7 +85,10 @@ def input_bytes(jobs: Iterable[Job], limit: int) -> int:
     return total
 
 
-def _size(path: Path, limit: int) -> int:
+def _size(path: TreePath, limit: int) -> int:
+    if isinstance(path, Location):
+        # Remote inputs are not sized (a request each) and are slow to read: on Dask.
+        return limit + 1
     try:
         if not path.is_dir():
             return path.stat().st_size if path.exists() else 0

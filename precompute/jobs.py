@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Self
 from cryoet_ng.catalogue import Annotation, Catalogue, Run, Tomogram
 from cryoet_ng.config import Config
 from cryoet_ng.layout import Layout, summary_path
+from cryoet_ng.store import TreePath
 from cryoet_ng.summaries import Summary
 from cryoet_ng.vectors import triple
 
@@ -47,12 +48,23 @@ class Job:
     inputs: ClassVar[tuple[str, ...]] = ()
     # Higher starts earlier: long jobs first, so that a short one is the last to run.
     priority: ClassVar[int] = 0
-    # Fields left out of the fingerprint's parameters: locations (contents are hashed).
-    location_fields: ClassVar[tuple[str, ...]] = ("source", "output", "summary")
+    # Fields left out of the fingerprint's parameters: locations (contents are hashed)
+    # and the change signatures (precompute.signatures).
+    location_fields: ClassVar[tuple[str, ...]] = (
+        "source",
+        "output",
+        "summary",
+        "signature",
+        "known_fingerprint",
+    )
 
-    source: Path  # the main input: named in failures and in the summary
+    source: TreePath  # the main input (local, or on a store): named in failures and summary
     dataset_id: str
     run_name: str
+    # Cheap change signature of ``source`` (sizes and versions from the listing) and the
+    # fingerprint known for it from an earlier run (precompute.signatures); never hashed.
+    signature: str | None
+    known_fingerprint: str | None
 
     @property
     def name(self) -> str:
@@ -74,7 +86,7 @@ class Job:
         """What the job produces: its output folder, else its summary."""
         return self.output_folder or self.summary
 
-    def sources(self) -> tuple[Path, ...]:
+    def sources(self) -> tuple[TreePath, ...]:
         """Every input whose content the output depends on (hashed into the fingerprint)."""
         return (self.source,)
 
@@ -91,6 +103,11 @@ class Job:
     def options(self, config: Config) -> dict[str, Any]:
         """The configuration the converter reads (part of the fingerprint)."""
         return {}
+
+    def with_known_fingerprint(self, fingerprint: str) -> Self:
+        """This job, told its fingerprint (its input's signature is unchanged)."""
+        assert dataclasses.is_dataclass(self) and not isinstance(self, type)
+        return dataclasses.replace(self, known_fingerprint=fingerprint)
 
     def is_complete(self) -> bool:
         """Whether the output beside the summary exists (a precomputed folder has ``info``)."""
@@ -123,7 +140,7 @@ class Job:
 class AnnotationJob(Job):
     """Convert one annotation file into one precomputed output folder."""
 
-    source: Path  # ndjson file, OME-Zarr folder or MRC file
+    source: TreePath  # ndjson file, OME-Zarr folder or MRC file (local, or on a store)
     shape: str  # portal shape, e.g. "OrientedPoint"
     output: Path  # final output folder (Layout.annotation_output)
     annotation_id: str
@@ -136,6 +153,10 @@ class AnnotationJob(Job):
     diameter_angstrom: float | None = None
     dataset_id: str = ""
     run_name: str = ""
+    # Cheap change signature of the source (sizes and versions from the listing) and the
+    # fingerprint known for it from an earlier run (precompute.signatures); never hashed.
+    signature: str | None = None
+    known_fingerprint: str | None = None
 
     @property
     def name(self) -> str:
@@ -156,8 +177,9 @@ class AnnotationJob(Job):
         annotation: Annotation,
         layout: Layout,
         shape: str,
-        source: Path,
+        source: TreePath,
         output_type: str | None = None,
+        signature: str | None = None,
     ) -> Self:
         """A job of this type for one file of ``annotation``, its output named by
         ``output_type`` (default: the shape; see :mod:`cryoet_ng.layout`)."""
@@ -174,6 +196,7 @@ class AnnotationJob(Job):
             diameter_angstrom=_diameter(annotation),
             dataset_id=run.dataset_id,
             run_name=run.name,
+            signature=signature,
         )
 
 
@@ -181,15 +204,23 @@ class AnnotationJob(Job):
 class TomogramJob(Job):
     """Compute the image-layer statistics of one tomogram into its summary JSON."""
 
-    location_fields: ClassVar[tuple[str, ...]] = ("source", "summary_file", "mrc")
+    location_fields: ClassVar[tuple[str, ...]] = (
+        "source",
+        "summary_file",
+        "mrc",
+        "signature",
+        "known_fingerprint",
+    )
 
-    source: Path  # OME-Zarr folder
+    source: TreePath  # OME-Zarr folder
     summary_file: Path  # Layout.tomogram_summary: the statistics are the whole output
     tomogram_id: str
     voxel_spacing: float
-    mrc: Path | None = None
+    mrc: TreePath | None = None
     dataset_id: str = ""
     run_name: str = ""
+    signature: str | None = None  # as AnnotationJob.signature
+    known_fingerprint: str | None = None
 
     @property
     def name(self) -> str:
@@ -200,7 +231,7 @@ class TomogramJob(Job):
         return self.summary_file
 
     @classmethod
-    def create(cls, run: Run, tomogram: Tomogram, layout: Layout, source: Path) -> Self:
+    def create(cls, run: Run, tomogram: Tomogram, layout: Layout, source: TreePath) -> Self:
         return cls(
             source=source,
             summary_file=layout.tomogram_summary(run, tomogram),
@@ -209,6 +240,7 @@ class TomogramJob(Job):
             mrc=tomogram.mrc_path,
             dataset_id=run.dataset_id,
             run_name=run.name,
+            signature=tomogram.omezarr_signature,
         )
 
 
@@ -254,8 +286,7 @@ class JobRegistry:
 
 def reference_tomogram(run: Run, annotation: Annotation) -> Tomogram | None:
     """The tomogram of the annotation's alignment, preferring the same voxel spacing."""
-    link = annotation.alignment_metadata_path
-    linked = [t for t in run.tomograms if link is None or t.alignment_metadata_path in (None, link)]
+    linked = [t for t in run.tomograms if run.aligned(t, annotation)]
     same = [t for t in linked if abs(t.voxel_spacing - annotation.voxel_spacing) < 1e-6]
     candidates = same or linked
     return min(candidates, key=lambda t: t.id) if candidates else None

@@ -4,7 +4,8 @@ Before this lock, a second batch started on the same output root removed the fir
 work in progress (its clean-up of stale ``.tmp-*`` temporaries cannot tell a killed
 writer's leftovers from a live one's), and the first failed with exit status 1.
 
-A batch takes an exclusive ``flock`` on ``<out_root>/.cryoet-ng-locks/<dataset>.lock``
+A batch takes an exclusive ``flock`` on ``<out_root>/cryoet-ng-index/locks/<dataset>.lock``
+(beside the tree index and the input signatures: bookkeeping, not outputs)
 for every dataset it will write into, in sorted order (so two batches never deadlock),
 *before* removing temporaries or starting any job, and holds them until it ends. The
 kernel releases the locks of a process that dies, so a killed batch leaves none behind;
@@ -40,7 +41,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-LOCK_FOLDER = ".cryoet-ng-locks"
+from cryoet_ng.index import FOLDER
+
+LOCK_FOLDER = f"{FOLDER}/locks"
 
 
 class LockTimeout(RuntimeError):
@@ -98,7 +101,7 @@ def _acquire(
         except BlockingIOError:
             pass
         waited = time.monotonic() - started
-        what = f"dataset {path.stem} of {path.parent.parent}"
+        what = f"dataset {path.stem} of {path.parents[2]}"
         if wait is not None and waited >= wait:
             raise LockTimeout(f"{what} is being precomputed by {holder_of(path)}")
         if notify is not None and waited - told >= notify_every:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryoet_ng.config import Config
+from cryoet_ng.store import Location, TreePath
 from cryoet_ng.summaries import Summary
 from precompute.errors import Failure, InputError
 from precompute.fingerprint import fingerprint
@@ -58,7 +59,9 @@ def run_job(job: Job, config: Config) -> Summary:
     return job.convert(config)
 
 
-def _relative(path: Path, root: Path) -> str:
+def _relative(path: TreePath, root: Path) -> str:
+    if isinstance(path, Location):
+        return path.key  # already relative to the data root
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

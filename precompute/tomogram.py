@@ -18,12 +18,12 @@ reads in well under a second, as the portal does for its volume-rendering limits
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorstore as ts
 
+from cryoet_ng.store import TreePath, kvstore_spec
 from cryoet_ng.summaries import Summary
 from precompute.errors import InputError
 from precompute.jobs import TomogramJob
@@ -39,9 +39,7 @@ def compute_stats(job: TomogramJob) -> Summary:
     """Statistics of ``job.source``, as the summary the runner writes to ``job.summary``."""
     level, path = _coarsest_level(job.source)
     try:
-        store = ts.open(
-            {"driver": "zarr", "kvstore": {"driver": "file", "path": str(path)}}
-        ).result()
+        store = ts.open({"driver": "zarr", "kvstore": kvstore_spec(path)}).result()
     except Exception as exc:  # tensorstore raises ValueError / RuntimeError variants
         raise InputError(job.source, f"cannot read level {level}: {exc}") from exc
     if store.ndim != 3:
@@ -69,7 +67,7 @@ def compute_stats(job: TomogramJob) -> Summary:
 
 def finite_values(
     store: ts.TensorStore,
-    source: Path,
+    source: TreePath,
     level: int,
     slab_voxels: int = SLAB_VOXELS,
     max_values: int = MAX_VALUES,
@@ -145,7 +143,7 @@ def gmm2(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return weights, means, sds
 
 
-def _coarsest_level(source: Path) -> tuple[int, Path]:
+def _coarsest_level(source: TreePath) -> tuple[int, TreePath]:
     attrs = source / ".zattrs"
     if not source.is_dir():
         raise InputError(source, "not an OME-Zarr folder")

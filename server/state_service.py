@@ -20,6 +20,7 @@ import time
 import urllib.parse
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 from werkzeug.http import dump_options_header
 
@@ -79,9 +80,11 @@ def stamp_of(paths: tuple[str, ...]) -> Stamp:
 
 
 def watch_list(run: Run, layout: Layout) -> tuple[str, ...]:
-    """Every path whose change can change a state of ``run``: the inputs of the states of
-    all its tomograms (:func:`ngstate.inputs.state_inputs` with no tomogram)."""
-    return tuple(str(p) for p in state_inputs(run, None, layout).paths())
+    """Every local path whose change can change a state of ``run``: the inputs of the
+    states of all its tomograms (:func:`ngstate.inputs.state_inputs` with no tomogram).
+    Inputs on an object store have no mtime to stat and are left out."""
+    paths = state_inputs(run, None, layout).paths()
+    return tuple(str(p) for p in paths if isinstance(p, Path))
 
 
 class StateService:

@@ -17,6 +17,7 @@ Trees of other shapes are written with :class:`cryoet_ng.sample.builder.TreeBuil
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,14 @@ def app(config: Config) -> Flask:
     import server
 
     return server.create_app(config)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 server (moto's, in a thread) for the session: its URL."""
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

@@ -95,7 +95,7 @@ def test_second_run_skips_and_force_redoes(reference: Reference, tmp_path: Path)
     mtimes = {
         p: p.stat().st_mtime_ns
         for p in reference.out.rglob("*")
-        if p.is_file() and LOCK_FOLDER not in p.parts
+        if p.is_file() and not p.relative_to(reference.out).as_posix().startswith(LOCK_FOLDER)
     }
     code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "1")
     assert code == 0, report["jobs"]
@@ -227,7 +227,7 @@ def test_overlapping_batches_wait_and_both_finish(reference: Reference, tmp_path
     first = subprocess.Popen([*argv, str(tmp_path / "first.json")], **pipes)  # type: ignore[call-overload]
     second = None
     try:
-        lock = reference.out / ".cryoet-ng-locks" / "10000.lock"
+        lock = reference.out / LOCK_FOLDER / "10000.lock"
         deadline = time.monotonic() + 120
         while f'"pid": {first.pid}' not in (lock.read_text() if lock.exists() else ""):
             assert time.monotonic() < deadline and first.poll() is None, first.communicate()

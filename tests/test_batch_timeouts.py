@@ -36,6 +36,8 @@ class SleepJob(Job):
     seconds: float
     dataset_id: str = "1"
     run_name: str = "r"
+    signature: str | None = None
+    known_fingerprint: str | None = None
 
     @property
     def name(self) -> str:

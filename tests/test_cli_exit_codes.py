@@ -68,6 +68,8 @@ def test_missing_roots_are_2(tmp_path: Path) -> None:
     assert_usage_error(run("validate", str(missing)), f"{missing}: not a folder")
     empty = tmp_path / "empty"
     empty.mkdir()
+    assert_usage_error(run("precompute", str(empty)), f"{empty}: data root is empty")
+    (empty / "Images").mkdir()
     assert_usage_error(run("precompute", str(empty)), "not a portal")
 
 

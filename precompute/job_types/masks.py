@@ -30,9 +30,11 @@ class SegmentationMasks(AnnotationJob):
             entries = [f for f in annotation.files if f.shape == shape]
             zarr = next((f for f in entries if f.format == "zarr"), None)
             mrc = next((f for f in entries if f.format == "mrc"), None)
-            chosen = zarr if zarr is not None and (zarr.path.exists() or mrc is None) else mrc
+            chosen = zarr if zarr is not None and (zarr.exists or mrc is None) else mrc
             if chosen is not None:
-                yield cls.create(run, annotation, layout, shape, chosen.path)
+                yield cls.create(
+                    run, annotation, layout, shape, chosen.path, signature=chosen.signature
+                )
 
     def options(self, config: Config) -> dict[str, Any]:
         return precompute_options(config)

@@ -30,7 +30,7 @@ class PointAnnotations(AnnotationJob):
         for f in annotation.files:
             if f.shape in cls.inputs and f.format == "ndjson" and f.shape not in seen:
                 seen.add(f.shape)
-                yield cls.create(run, annotation, layout, f.shape, f.path)
+                yield cls.create(run, annotation, layout, f.shape, f.path, signature=f.signature)
 
     def options(self, config: Config) -> dict[str, Any]:
         # The whole layer style too, since lines and point sizes follow it; a style change

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from cryoet_ng.config import PrecomputeConfig
+from cryoet_ng.store import TreePath, input_file, input_size
 from precompute.errors import InputError
 from precompute.points.spatial import column_range
 
@@ -65,7 +66,7 @@ class _Columns:
 
 
 def read_records(
-    path: Path,
+    path: TreePath,
     shape: str,
     options: PrecomputeConfig,
     volume_size: tuple[int, int, int] | None = None,
@@ -74,7 +75,7 @@ def read_records(
     if shape not in RECORD_TYPES:
         raise InputError(path, f"no point converter for shape {shape!r}")
     try:
-        empty = path.stat().st_size == 0
+        empty = input_size(path) == 0
         columns = None if empty else _arrow_columns(path, shape)
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
@@ -100,9 +101,9 @@ def _parse_options(shape: str) -> pj.ParseOptions:
     return pj.ParseOptions(explicit_schema=_schema(shape), unexpected_field_behavior="ignore")
 
 
-def _arrow_columns(path: Path, shape: str) -> _Columns:
+def _arrow_columns(path: TreePath, shape: str) -> _Columns:
     table = pj.read_json(
-        str(path),
+        input_file(path),
         read_options=pj.ReadOptions(block_size=_BLOCK_SIZE),
         parse_options=_parse_options(shape),
         # malloc-backed, so memory freed after conversion is reused by numpy (lower peak RSS).
@@ -202,7 +203,7 @@ def _first(bad: list[tuple[int, str]], mask: np.ndarray, message: str) -> None:
 
 
 def _validate(
-    path: Path,
+    path: TreePath,
     shape: str,
     cols: _Columns,
     options: PrecomputeConfig,
@@ -279,7 +280,7 @@ def _check_rotations(rotation: np.ndarray, tolerance: float, bad: list[tuple[int
         )
 
 
-def _line_of(path: Path, record: int) -> int:
+def _line_of(path: TreePath, record: int) -> int:
     """1-based line of the ``record``-th non-blank line (pyarrow skips blank lines)."""
     seen = -1
     number = 0
@@ -294,7 +295,7 @@ def _line_of(path: Path, record: int) -> int:
 # --- slow path: per-line scan, only when pyarrow rejects the file -------------------------
 
 
-def _scan_columns(path: Path, shape: str) -> _Columns:
+def _scan_columns(path: TreePath, shape: str) -> _Columns:
     """Parse line by line; raise InputError at the first line that is not a valid record."""
     types: list[str | None] = []
     xyz: list[tuple[float, float, float]] = []

@@ -18,6 +18,7 @@ import numpy as np
 import tensorstore as ts
 
 from cryoet_ng.config import PrecomputeConfig
+from cryoet_ng.store import TreePath, kvstore_spec
 from precompute.errors import InputError
 
 UINT32_MAX = 2**32 - 1
@@ -27,7 +28,7 @@ UINT32_MAX = 2**32 - 1
 class MaskSource:
     """A lazily read 3-D label volume, array axes z, y, x, already resampled to ``shape``."""
 
-    path: Path
+    path: TreePath
     array: Any  # tensorstore.TensorStore or numpy memmap, axes z, y, x
     native_shape: tuple[int, int, int]  # z, y, x as stored
     shape: tuple[int, int, int]  # z, y, x as converted (the tomogram's size when resampled)
@@ -80,7 +81,7 @@ class MaskSource:
 
 
 def open_mask(
-    path: Path, options: PrecomputeConfig, size_xyz: tuple[int, int, int] | None
+    path: TreePath, options: PrecomputeConfig, size_xyz: tuple[int, int, int] | None
 ) -> MaskSource:
     """Open and validate a mask; ``size_xyz`` is the tomogram's size at the mask's spacing."""
     array: np.ndarray | ts.TensorStore
@@ -134,7 +135,10 @@ def _nearest(n_out: int, n_in: int) -> np.ndarray:
     return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.int64), n_in - 1)
 
 
-def _open_mrc(path: Path) -> np.ndarray:
+def _open_mrc(path: TreePath) -> np.ndarray:
+    if not isinstance(path, Path):
+        # mrcfile maps local files; on an object store the zarr twin is read instead.
+        raise InputError(path, "MRC masks are read from local trees only; use the zarr twin")
     if not path.is_file():
         raise InputError(path, "MRC file does not exist")
     try:
@@ -149,18 +153,18 @@ def _open_mrc(path: Path) -> np.ndarray:
     return data
 
 
-def _open_zarr(path: Path) -> ts.TensorStore:
+def _open_zarr(path: TreePath) -> ts.TensorStore:
     level0 = _level0_path(path)
     if not (level0 / ".zarray").is_file():
         raise InputError(path, f"no zarr array at {level0} (.zarray missing)")
-    spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": str(level0)}}
+    spec = {"driver": "zarr", "kvstore": kvstore_spec(level0)}
     try:
         return ts.open(spec, read=True, open=True).result()
     except Exception as exc:
         raise InputError(path, f"cannot open zarr array: {exc}") from exc
 
 
-def _level0_path(path: Path) -> Path:
+def _level0_path(path: TreePath) -> TreePath:
     """The first multiscales dataset of an OME-Zarr group, or the folder itself for an array."""
     attrs = path / ".zattrs"
     if (path / ".zarray").is_file() or not attrs.is_file():

@@ -100,7 +100,8 @@ class Size(msgspec.Struct, frozen=True):
 
 
 class TomogramMetadata(msgspec.Struct, frozen=True):
-    voxel_spacing: Positive | None = None  # None: the folder's spacing
+    # UNSET (missing or, with a problem, unusable): the spacing of the folder name
+    voxel_spacing: Positive | msgspec.UnsetType = msgspec.UNSET
     size: Size | None = None
     omezarr_dir: str | None = None
     mrc_file: str | None = None
@@ -171,7 +172,17 @@ def parse_annotation(doc: dict[str, Any]) -> tuple[Annotation | None, list[Probl
 
 
 def parse_tomogram(doc: dict[str, Any]) -> tuple[TomogramMetadata | None, Problem | None]:
-    return convert(doc, TomogramMetadata)
+    """The tomogram record, or None and the problem. A bad ``voxel_spacing`` alone keeps
+    the record (the folder name ``VoxelSpacing<vs>`` carries the spacing too) and comes
+    back as the problem beside it."""
+    record, problem = convert(doc, TomogramMetadata)
+    if record is None and problem is not None and problem.field == "voxel_spacing":
+        rest = {k: v for k, v in doc.items() if k != "voxel_spacing"}
+        record, other = convert(rest, TomogramMetadata)
+        if record is None:
+            return None, other
+        return record, Problem("voxel_spacing", f"{problem.message}; the folder's spacing is used")
+    return record, problem
 
 
 def parse_run(doc: dict[str, Any]) -> tuple[RunMetadata | None, Problem | None]:

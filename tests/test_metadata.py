@@ -7,6 +7,7 @@ import json
 import math
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -122,8 +123,6 @@ def test_bad_and_unknown_file_entries_are_skipped_alone() -> None:
         ({"size": {"x": 630, "y": 630}}, "size.z"),
         ({"size": [630, 630, 184]}, "size"),
         ({"size": {"x": 0, "y": 1, "z": 1}}, "size.x"),
-        ({"voxel_spacing": "13.48"}, "voxel_spacing"),
-        ({"voxel_spacing": -1}, "voxel_spacing"),
         ({"is_visualization_default": "true"}, "is_visualization_default"),
         ({"omezarr_dir": 5}, "omezarr_dir"),
     ],
@@ -131,6 +130,16 @@ def test_bad_and_unknown_file_entries_are_skipped_alone() -> None:
 def test_tomogram_fields_are_checked(change: dict, field: str) -> None:
     tomogram, problem = parse_tomogram(TOMOGRAM | change)
     assert tomogram is None and problem is not None and problem.field == field, problem
+
+
+@pytest.mark.parametrize("spacing", ["13.48", -1, None, 0, [13.48]])
+def test_a_bad_voxel_spacing_keeps_the_tomogram(spacing: Any) -> None:
+    tomogram, problem = parse_tomogram(TOMOGRAM | {"voxel_spacing": spacing})
+    assert tomogram is not None and tomogram.voxel_spacing is msgspec.UNSET
+    assert problem is not None and problem.field == "voxel_spacing"
+    assert problem.message.endswith("the folder's spacing is used")
+    tomogram, problem = parse_tomogram(TOMOGRAM | {"voxel_spacing": spacing, "size": 5})
+    assert tomogram is None and problem is not None and problem.field == "size"
 
 
 def test_run_and_dataset_fields_are_checked() -> None:
@@ -227,18 +236,19 @@ def test_fuzz_annotation(doc: dict) -> None:
 def test_fuzz_tomogram_run_dataset(data: st.DataObject) -> None:
     doc = mutated(TOMOGRAM, data.draw, ("size",))
     tomogram, problem = parse_tomogram(doc)
-    assert (tomogram is None) != (problem is None)
+    assert tomogram is not None or problem is not None
     if tomogram is not None:
+        assert problem is None or problem.field == "voxel_spacing"
         assert isinstance(tomogram, TomogramMetadata)
         assert type(tomogram.is_visualization_default) is bool
         spacing = tomogram.voxel_spacing
-        assert spacing is None or spacing > 0
+        assert spacing is msgspec.UNSET or (isinstance(spacing, float) and spacing > 0)
         if tomogram.size is not None:
             assert all(type(n) is int and n >= 1 for n in (tomogram.size.x, tomogram.size.y))
     other = data.draw(json_values)
     for parse in (parse_run, parse_dataset, parse_tomogram):
         record, problem = parse(other if isinstance(other, dict) else {"run_name": other})
-        assert (record is None) != (problem is None)
+        assert record is not None or problem is not None
 
 
 @settings(max_examples=300, deadline=None)

@@ -389,6 +389,16 @@ class Catalogue:
         for dataset in self.datasets.values():
             yield from dataset.runs.values()
 
+    def problems_under(self, path: TreePath) -> list[str]:
+        """The warnings about inputs skipped under ``path`` (a run's folder, say), each as
+        ``<path relative to the root>: <message>``: why an item is missing."""
+        prefix = str(path).rstrip("/") + "/"
+        return [
+            f"{self.relative(w.path)}: {w.message}"
+            for w in self.warnings
+            if w.skipped and (str(w.path) == str(path) or str(w.path).startswith(prefix))
+        ]
+
     def relative(self, path: TreePath) -> str:
         """Path relative to the data root, with forward slashes (bucket-relative form)."""
         if isinstance(path, Location):
@@ -631,6 +641,10 @@ class _RunBuilder:
         files = []
         for entry in parsed.files:
             declared = entry.path
+            if declared.startswith("/") or "://" in declared:
+                message = f"files path {declared!r} is not relative to the data root; skipped"
+                self.b.warn(meta_key, message)
+                continue
             key, found = self.resolve(declared)
             if key is None:
                 self.b.warn(meta_key, f"files path {declared!r} leaves the data root; skipped")

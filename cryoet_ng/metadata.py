@@ -166,7 +166,7 @@ def parse_annotation(doc: dict[str, Any]) -> tuple[Annotation | None, list[Probl
         else:
             files.append(entry)
     if not record.files:
-        problems.append(Problem("files", "no files listed; annotation skipped"))
+        problems.append(Problem("files", "no files listed"))
         return None, problems
     return Annotation(record, tuple(files)), problems
 

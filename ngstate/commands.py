@@ -25,6 +25,7 @@ from cryoet_ng.commands import (
     dataset_ids,
     parse_options,
     require_selection,
+    run_names,
 )
 from cryoet_ng.config import Config, with_overrides
 
@@ -67,8 +68,16 @@ def run_state(args: argparse.Namespace, config: Config) -> int:
     from cryoet_ng.catalogue import Catalogue
     from ngstate.api import NotFoundError, StateOptions, build_state
 
-    catalogue = Catalogue.scan(config.data_root, datasets=[options.dataset])
-    require_selection(catalogue, (options.dataset,), (), dataset_ids(catalogue.root))
+    # Only the run asked for: warnings about other runs are not this command's business.
+    catalogue = Catalogue.scan(config.data_root, [options.dataset], [options.run])
+    root = catalogue.root
+    require_selection(
+        catalogue,
+        (options.dataset,),
+        (options.run,),
+        dataset_ids(root),
+        lambda: run_names(root, (options.dataset,)),
+    )
     try:
         built = build_state(
             catalogue,

@@ -88,6 +88,11 @@ def test_precompute_names_every_damaged_file_and_exits_1(trees: Trees) -> None:
     no_traceback(done)
     for damage in trees.damages:
         assert str(trees.damaged / damage.names) in done.stderr, damage
+    # Data damage inside a record: named with its line (a byte that is not UTF-8 too).
+    lines = {"data not UTF-8": 2, "data line truncated": 3, "data location missing": 4}
+    for damage in trees.damages:
+        if damage.kind in lines:
+            assert f"{trees.damaged / damage.names}:{lines[damage.kind]}: " in done.stderr
     report = json.loads(Path(f"{trees.damaged_out}.json").read_text())
     assert report["counts"]["failed"] > 0 and report["counts"]["done"] > 0
 

@@ -29,7 +29,8 @@ from cryoet_ng.atomic import remove_stale_temporaries
 from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.commands import UsageError, dataset_ids, require_selection, require_tree, run_names
 from cryoet_ng.config import Config
-from cryoet_ng.store import open_store
+from cryoet_ng.failures import FailureRecord
+from cryoet_ng.store import TreePath, open_store
 from precompute.errors import Failure
 from precompute.execution import Plan, outcomes
 from precompute.job_types import REGISTRY
@@ -38,7 +39,7 @@ from precompute.locks import LockTimeout, dataset_locks
 from precompute.output_roots import LocalRoot, OutputRoot
 from precompute.progress import Progress
 from precompute.report import BatchReport
-from precompute.runner import Outcome
+from precompute.runner import Outcome, relative_to_root
 from precompute.signatures import SignatureRecords
 
 __all__ = ["Plan", "run_batch"]
@@ -81,6 +82,7 @@ def run_batch(data_root: str | Path, out: OutputRoot, config: Config, plan: Plan
             for job, outcome in outcomes(jobs, config, plan, in_process):
                 if outcome.status == "done":
                     outcome = _publish(out, job, outcome)
+                _note_outcome(out, job, outcome, config)
                 if outcome.status != "failed":
                     finished.append(job)
                 report.add(outcome)
@@ -130,3 +132,39 @@ def _publish(out: OutputRoot, job: Job, outcome: Outcome) -> Outcome:
         error = Failure(str(job.source), f"publishing failed: {exc}")
         return dataclasses.replace(outcome, status="failed", error=error)
     return outcome
+
+
+def _note_outcome(out: OutputRoot, job: Job, outcome: Outcome, config: Config) -> None:
+    """Write the job's failure record when it failed, remove it otherwise.
+
+    A record that cannot be written or removed is logged, never fatal: the outputs
+    themselves are right, only the stale/failed flag of the state would be.
+    """
+    try:
+        if outcome.status == "failed":
+            roots = (config.data_root, config.out_root, out.local)
+            out.record_failure(job, failure_record(job, outcome, config.data_root, roots))
+        else:
+            out.clear_failure(job)
+    except Exception as exc:
+        log.warning("%s: failure record not updated: %s", outcome.job, exc)
+
+
+def failure_record(
+    job: Job, outcome: Outcome, data_root: Path, roots: tuple[Path, ...]
+) -> FailureRecord:
+    """What ngstate tells people about a failed job: no machine-local paths (``roots`` are
+    cut from the message; the file is named relative to ``data_root``)."""
+    error = outcome.error or Failure(outcome.output, "failed")
+    # The job's own input may lie on a store (a URL that Path would mangle).
+    failed: TreePath = job.source if error.file == str(job.source) else Path(error.file)
+    message = error.message
+    for root in sorted({str(r.resolve()) for r in roots}, key=len, reverse=True):
+        message = message.replace(f"{root}/", "").replace(root, ".")
+    return FailureRecord(
+        job=outcome.job,
+        file=relative_to_root(failed, data_root),
+        message=message,
+        line=error.line,
+        failed_at=time.time(),
+    )

@@ -185,3 +185,7 @@ def test_server_renders_the_damaged_tree(trees: Trees, tmp_path: Path) -> None:
     message = answer.get_json()["message"]
     assert f"{NO_TOMOGRAM_RUN}/{VS}/Tomograms/100/tomogram_metadata.json: size.x" in message
     assert str(trees.damaged) not in message  # no absolute paths served
+    # A person following the link gets a page saying the same.
+    page = damaged.get(f"/view/{NO_TOMOGRAM_RUN}", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert "tomogram_metadata.json: size.x" in page.get_data(as_text=True)

@@ -7,7 +7,7 @@ The event loop owns the connections: idle keep-alive connections, dripped header
 bodies, slow readers and open ``/events`` streams hold no thread, so they cannot starve
 the requests of everyone else (with threaded ``gthread`` workers, 64 such connections
 held all 32 threads: ``/healthz`` waited 4.5 s behind idle ones and got no answer in 30 s
-behind slow headers or event streams; ``tests/test_server_slow_clients.py``).
+behind slow headers or event streams; ``tests/test_server_gunicorn.py``).
 
 Each worker is a process with its own state cache, so workers = cores keeps memory low.
 Override with the usual flags or ``GUNICORN_CMD_ARGS``.

@@ -16,6 +16,7 @@ the work is imported inside ``run``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -94,10 +95,13 @@ def require_selection(
         )
 
 
-def require_tree(root: str | Path, datasets: Sequence[str] = ()) -> list[str]:
+def require_tree(
+    root: str | Path, datasets: Sequence[str] = (), runs: Sequence[str] = ()
+) -> list[str]:
     """The dataset ids of the tree at ``root`` (one listing; a tree that cannot be listed,
     https://, gives none), or :class:`UsageError` when it is missing or not a portal tree,
-    or lacks one of ``datasets``: checked before anything is written."""
+    or lacks one of ``datasets``, or none of the (selected) datasets has a folder named as
+    one of ``runs`` (one more listing per dataset): checked before anything is written."""
     from cryoet_ng.store import StoreError, open_store, tree_path
     from cryoet_ng.treescan import Scanner
 
@@ -116,6 +120,19 @@ def require_tree(root: str | Path, datasets: Sequence[str] = ()) -> list[str]:
             f"{tree_path(store, '')}: unknown dataset"
             f"{'s' * (len(unknown) > 1)} {', '.join(unknown)} (known: {_listing(ids)})"
         )
+    if runs:
+        folders: set[str] = set()
+        for dataset_id in datasets or ids:
+            with contextlib.suppress(StoreError):
+                folders.update(store.list_folder(dataset_id).folders)
+        unknown = [r for r in runs if r not in folders]
+        if unknown:
+            where = f"dataset{'s' * (len(datasets) > 1)} {', '.join(datasets)}"
+            raise UsageError(
+                f"{tree_path(store, '')}: unknown run{'s' * (len(unknown) > 1)} "
+                f"{', '.join(unknown)} in {where if datasets else 'the tree'} "
+                f"(known: {_listing(run_names(tree_path(store, ''), datasets))})"
+            )
     return ids
 
 

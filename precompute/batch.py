@@ -53,7 +53,7 @@ def run_batch(data_root: str | Path, out: OutputRoot, config: Config, plan: Plan
     starts when the root or the selection names nothing, or when another batch holds the
     output root longer than ``precompute.lock_wait``."""
     start = time.perf_counter()
-    known = require_tree(data_root, plan.datasets)  # before the index is written
+    known = require_tree(data_root, plan.datasets, plan.runs)  # before the index is written
     catalogue = _catalogue(data_root, out.url, list(plan.datasets) or None, list(plan.runs) or None)
     root = catalogue.root
     require_selection(

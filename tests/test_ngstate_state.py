@@ -240,7 +240,7 @@ def test_cli_unknown_run_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFix
     tree = Tree(tmp_path)
     tree.build()
     assert cli.main(["state", str(tree.data), "10000", "nope"]) != 0
-    assert "unknown run 'nope'" in capsys.readouterr().err
+    assert "unknown run nope in dataset 10000 (known: TS_026)" in capsys.readouterr().err
 
 
 def test_cli_export_states(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -89,7 +89,9 @@ def resolve(
     tomogram = run.default_tomogram() if tomogram_id is None else run.tomogram(tomogram_id)
     if tomogram is None:
         if tomogram_id is None:
-            raise NotFoundError(f"run {dataset_id}/{run_name} has no tomogram")
+            problems = catalogue.problems_under(run.path)
+            why = f" ({'; '.join(problems[:3])})" if problems else ""
+            raise NotFoundError(f"run {dataset_id}/{run_name} has no tomogram{why}")
         known = ", ".join(sorted(t.id for t in run.tomograms)) or "none"
         raise NotFoundError(
             f"run {dataset_id}/{run_name}: unknown tomogram {tomogram_id!r} (known: {known})"

@@ -124,7 +124,19 @@ class PrecomputeConfig:
         64 * 1024 * 1024, "Volumes with more voxels than this are written sharded."
     )
     mesh_lods: int = _doc(3, "Levels of detail of segmentation meshes.")
-    workers: int = _doc(0, "Parallel workers; 0 = one per core.")
+    workers: int = _doc(
+        0, "Parallel workers (batch jobs, and meshing processes per mask); 0 = one per core."
+    )
+    volume_brick: int = _doc(
+        256,
+        "Masks are read, downsampled and written in cubes of this many voxels per edge (a "
+        "multiple of 128): memory per worker follows it, not the mask (256: ~0.5 GB at uint32).",
+    )
+    points_in_memory: int = _doc(
+        5_000_000,
+        "Point files with more records than this are sorted on disk in runs of this many, so "
+        "memory stays bounded (same output bytes as in memory).",
+    )
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ A fingerprint is a BLAKE2b digest of
 * the job's type and parameters (shape, ids, voxel spacing, tomogram size and extent,
   diameter): :meth:`~precompute.jobs.Job.parameters`;
 * the configuration options the converter reads (:meth:`~precompute.jobs.Job.options`: all
-  of ``precompute`` except ``workers``, plus ``layers`` for point-like shapes, whose lines
-  and sizes follow the layer style);
+  of ``precompute`` except ``workers`` and the memory budgets, plus ``layers`` for
+  point-like shapes, whose lines and sizes follow the layer style);
 * the *content* of every input (:meth:`~precompute.jobs.Job.sources`): a file's bytes, or
   for a folder (OME-Zarr) every file's relative path, size and bytes, in sorted order.
 
@@ -42,7 +42,7 @@ from cryoet_ng.store import Location, TreePath
 from precompute.jobs import Job
 
 # Bump when any converter writes different bytes for the same input and options.
-FORMAT_VERSION = "cryoet-ng-precompute/1"
+FORMAT_VERSION = "cryoet-ng-precompute/2"  # 2: meshes simplified by meshoptimizer
 _BLOCK = 1 << 20
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,15 +96,60 @@ def _schema(shape: str) -> pa.Schema:
     return pa.schema(fields)
 
 
+def _parse_options(shape: str) -> pj.ParseOptions:
+    return pj.ParseOptions(explicit_schema=_schema(shape), unexpected_field_behavior="ignore")
+
+
 def _arrow_columns(path: TreePath, shape: str) -> _Columns:
-    options = pj.ParseOptions(explicit_schema=_schema(shape), unexpected_field_behavior="ignore")
     table = pj.read_json(
         input_file(path),
         read_options=pj.ReadOptions(block_size=_BLOCK_SIZE),
-        parse_options=options,
+        parse_options=_parse_options(shape),
         # malloc-backed, so memory freed after conversion is reused by numpy (lower peak RSS).
         memory_pool=pa.system_memory_pool(),
     )
+    return _table_columns(table, shape)
+
+
+def read_batches(
+    path: TreePath,
+    shape: str,
+    options: PrecomputeConfig,
+    volume_size: tuple[int, int, int] | None,
+    size: int,
+) -> Iterator[Records]:
+    """The validated records of ``path`` in batches of at most ``size`` records, parsed by
+    pyarrow's streaming reader (memory: one parse block and one batch). Raises InputError
+    for bad input, as :func:`read_records` (which this falls back to, once, for what
+    pyarrow rejects: to name the line, or to read what only the JSON scan accepts)."""
+    try:
+        if input_size(path) == 0:
+            return
+        reader = pj.open_json(
+            input_file(path),
+            read_options=pj.ReadOptions(block_size=_BLOCK_SIZE),
+            parse_options=_parse_options(shape),
+            memory_pool=pa.system_memory_pool(),
+        )
+        first = 0
+        for block in reader:
+            table = pa.Table.from_batches([block])
+            for start in range(0, table.num_rows, size):
+                part = table.slice(start, size)
+                columns = _table_columns(part, shape)
+                yield _validate(path, shape, columns, options, volume_size, first)
+                first += part.num_rows
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise Rejected(path) from exc
+
+
+class Rejected(Exception):
+    """pyarrow could not parse the file: the caller reads it with :func:`read_records`."""
+
+
+def _table_columns(table: pa.Table, shape: str) -> _Columns:
     n = table.num_rows
     bad: list[tuple[int, str]] = []
     location = table.column("location").combine_chunks()
@@ -161,7 +207,9 @@ def _validate(
     cols: _Columns,
     options: PrecomputeConfig,
     volume_size: tuple[int, int, int] | None,
+    first: int = 0,
 ) -> Records:
+    """Validate columns of records ``first, first + 1, ...`` of the file."""
     bad = list(cols.bad)
     expected = RECORD_TYPES[shape]
     if cols.types is not None:
@@ -180,15 +228,16 @@ def _validate(
     if volume_size is not None and len(cols.xyz):
         top = np.asarray(volume_size, np.float64) - 1.0
         if not ((low >= 0).all() and (high <= top).all()):
-            outside = np.any((cols.xyz < 0) | (cols.xyz > top), axis=1) & finite
+            outside = np.asarray(((cols.xyz < 0) | (cols.xyz > top)).any(axis=1) & finite)
         if options.out_of_bounds == "error":
             size = "x".join(str(s) for s in volume_size)
             _first(bad, outside, f"coordinate outside the tomogram (0 <= c <= size-1, size {size})")
     if bad:
         record, message = min(bad, key=lambda item: item[0])
-        line = int(cols.lines[record]) if cols.lines is not None else _line_of(path, record)
+        known = cols.lines
+        line = int(known[record]) if known is not None else _line_of(path, first + record)
         raise InputError(path, message, line)
-    index = np.arange(len(cols.xyz), dtype=np.int64)
+    index = np.arange(first, first + len(cols.xyz), dtype=np.int64)
     keep = ~outside if options.out_of_bounds == "drop" else slice(None)
     return Records(
         xyz=cols.xyz[keep],

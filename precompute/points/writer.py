@@ -2,8 +2,7 @@
 
 :func:`convert` reads and validates the ndjson file, encodes the annotations, builds the
 multi-level spatial index and writes ``info``, ``by_id/``, ``spatial<i>/`` and (instances)
-``rel_instance/`` into a temporary directory that is renamed into place, and returns the
-summary (the runner writes it).
+``rel_instance/`` into a temporary directory that is renamed into place, then the summary.
 """
 
 from __future__ import annotations
@@ -42,8 +41,24 @@ class Written:
 
 
 def convert(job: AnnotationJob, options: PrecomputeConfig, style: LayerStyle) -> Summary:
-    """Convert one point-like ndjson file into ``job.output``; return its summary."""
-    records = read_records(job.source, job.shape, options, job.volume_size_xyz)
+    """Convert one point-like ndjson file into ``job.output``; return its summary (the runner
+    writes it).
+
+    Files that may hold more than ``options.points_in_memory`` records go through
+    :mod:`.external` (bounded memory, same bytes)."""
+    from precompute.points import external  # imports this module
+
+    records = None
+    if external.wanted(job, options):
+        try:
+            result = external.convert_external(job, options, style)
+        except external.Rejected:
+            result = None  # pyarrow cannot parse it: the in-memory reader names the line
+        if isinstance(result, Summary):
+            return result
+        records = result
+    if records is None:
+        records = read_records(job.source, job.shape, options, job.volume_size_xyz)
     scale = job.voxel_spacing * ANGSTROM
     # The seed and the summary's statistics are independent of the layer: compute them on the
     # other core (hashlib and numpy release the GIL in the bulk operations).
@@ -200,29 +215,54 @@ def _summary(job: AnnotationJob, records: Records, options: PrecomputeConfig) ->
     """The summary without the layer's own figures (added once it is written)."""
     scale = job.voxel_spacing * ANGSTROM
     count = len(records)
-    bounds: tuple[list[float], list[float]] | None = None
-    extent: tuple[float, float, float] = job.extent_m or (0.0, 0.0, 0.0)
-    if count:
-        low, high = column_range(records.xyz)
+    low, high = column_range(records.xyz) if count else (None, None)
+    grid = Grid.for_extent(layer_extent(job, high))
+    instances = None if records.instance_id is None else len(np.unique(records.instance_id))
+    occupancy = _occupancy(grid, records.xyz, scale)
+    return layer_summary(
+        job, options, (count, low, high), occupancy, records.out_of_bounds, instances
+    )
+
+
+def layer_extent(job: AnnotationJob, high: np.ndarray | None) -> tuple[float, float, float]:
+    """The tomogram's extent (m), or the points' when the job does not know it."""
+    if job.extent_m is not None:
+        return job.extent_m
+    if high is None:
+        return (0.0, 0.0, 0.0)
+    return triple(np.maximum(high * job.voxel_spacing * ANGSTROM, 0).tolist())
+
+
+def layer_summary(
+    job: AnnotationJob,
+    options: PrecomputeConfig,
+    extent: tuple[int, np.ndarray | None, np.ndarray | None],
+    occupancy: Occupancy,
+    out_of_bounds: int,
+    instances: int | None,
+) -> Summary:
+    """The summary of ``count`` records spanning ``low..high`` (voxels)."""
+    count, low, high = extent
+    scale = job.voxel_spacing * ANGSTROM
+    bounds = None
+    if count and low is not None and high is not None:
         bounds = ((low * scale).tolist(), (high * scale).tolist())
-        if job.extent_m is None:
-            extent = triple(np.maximum(high * scale, 0).tolist())
     extra: dict[str, Any] = {
         "shape": job.shape,
         "annotation_id": job.annotation_id,
         "output": job.output.name,
         "source": str(job.source),
         "voxel_spacing": job.voxel_spacing,
-        "out_of_bounds": records.out_of_bounds,
+        "out_of_bounds": out_of_bounds,
         "out_of_bounds_policy": options.out_of_bounds,
     }
-    if records.instance_id is not None:
-        extra["instances"] = len(np.unique(records.instance_id))
+    if instances is not None:
+        extra["instances"] = instances
     return Summary(
         kind="annotation",
         count=count,
         bounds=bounds,
-        occupancy=_occupancy(Grid.for_extent(extent), records.xyz, scale),
+        occupancy=occupancy,
         extra=extra,
     )
 

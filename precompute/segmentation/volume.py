@@ -1,9 +1,8 @@
-"""Multiscale ``compressed_segmentation`` volume, written through tensorstore slab by slab.
+"""Multiscale ``compressed_segmentation`` volume: scales, sharding, mode downsampling.
 
 Scale ``k + 1`` is the 2x2x2 (or 2x2x1 once an axis is small) *mode* downsampling of scale
 ``k``: the most frequent label of each block, ties going to the smallest label. This is
-tensorstore's ``"mode"`` rule; the level-0 input is streamed in z-slabs one chunk thick and
-every level buffers at most one chunk row, so memory is bounded by the (x, y) plane size.
+tensorstore's ``"mode"`` rule. The levels are written brick by brick (:mod:`.pyramid`).
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ from typing import Any
 
 import numpy as np
 import tensorstore as ts
-
-from cryoet_ng.vectors import triple
 
 CHUNK = 64  # voxels per chunk edge: Neuroglancer's usual 2-D/3-D view granularity
 TOP = 64  # stop adding scales once every dimension is at most this
@@ -62,17 +59,17 @@ def plan_scales(
     factor = (1, 1, 1)
     size = size_xyz
     while True:
-        res = triple(resolution_nm * f for f in factor)
-        chunk = triple(min(CHUNK, n) for n in size)
+        res = tuple(resolution_nm * f for f in factor)
+        chunk = tuple(min(CHUNK, n) for n in size)
         voxels = math.prod(size)
         sharding = shard_spec(size, chunk) if voxels > shard_min_voxels else None
         key = "_".join(_fmt(r) for r in res)
-        scales.append(Scale(key, factor, size, res, chunk, sharding))
+        scales.append(Scale(key, factor, size, res, chunk, sharding))  # type: ignore[arg-type]
         if max(size) <= TOP:
             return scales
         step = tuple(2 if n > MIN_HALVED else 1 for n in size)
-        factor = triple(f * s for f, s in zip(factor, step, strict=True))
-        size = triple(-(-n // s) for n, s in zip(size, step, strict=True))
+        factor = tuple(f * s for f, s in zip(factor, step, strict=True))  # type: ignore[assignment]
+        size = tuple(-(-n // s) for n, s in zip(size, step, strict=True))  # type: ignore[assignment]
 
 
 def shard_spec(size: tuple[int, ...], chunk: tuple[int, ...]) -> dict[str, Any]:
@@ -154,7 +151,7 @@ def downsample_mode(data: Slab, step_zyx: tuple[int, int, int], binary: bool) ->
                 differs |= half
         first, mixed = even, differs
     out = np.ascontiguousarray(first)
-    assert mixed is not None  # some step is > 1: (1, 1, 1) returned above
+    assert mixed is not None  # some step is > 1
     flat = np.flatnonzero(mixed)
     if flat.size:
         values = np.sort(_gather_blocks(data, step_zyx, flat, out.shape), axis=1)
@@ -183,56 +180,6 @@ def _gather_blocks(
     sz, sy, sx = step_zyx
     offsets = [(dz * ny + dy) * nx + dx for dz in range(sz) for dy in range(sy) for dx in range(sx)]
     return data.reshape(-1)[corner[:, None] + np.array(offsets)[None, :]]
-
-
-class PyramidWriter:
-    """Streams level-0 slabs into every scale: write, downsample, pass down."""
-
-    def __init__(self, root: Path, scales: list[Scale]) -> None:
-        self.scales = scales
-        self.stores = [open_scale(root, i, write=True) for i in range(len(scales))]
-        self.buffers: list[list[Slab]] = [[] for _ in scales]
-        self.written = [0] * len(scales)
-        self.pending: list[ts.WriteFutures] = []
-
-    def push(self, level: int, slab: Slab, final: bool) -> None:
-        """Add slices to ``level``; flush whole chunk rows (or everything when final)."""
-        self.buffers[level].append(slab)
-        rows = sum(len(s) for s in self.buffers[level])
-        if rows < CHUNK and not final:
-            return
-        data = (
-            self.buffers[level][0]
-            if len(self.buffers[level]) == 1
-            else np.concatenate(self.buffers[level])
-        )
-        self.buffers[level] = []
-        z0 = self.written[level]
-        # Wrapped, not converted: tensorstore then widens to uint32 while copying into its
-        # chunks, on its own threads. Passing the numpy array makes its binding convert the
-        # whole slab up front on this thread into fresh memory, whose page faults alone were
-        # ~13% of all CPU samples of the instance case (perf); a reused uint32 buffer was
-        # no faster than this wrapper (2.53 vs 2.48 s median, idle machine) and costs RSS.
-        future = self.stores[level][z0 : z0 + len(data)].write(ts.array(data))
-        self.pending.append(future)
-        self.written[level] += len(data)
-        if level + 1 < len(self.scales):
-            step = triple(
-                b // a
-                for a, b in zip(
-                    self.scales[level].factor[::-1],
-                    self.scales[level + 1].factor[::-1],
-                    strict=True,
-                )
-            )
-            # 0/1 data takes the counting fast path (same result as the general mode).
-            binary = data.dtype == np.uint8 and int(data.max(initial=0)) <= 1
-            self.push(level + 1, downsample_mode(data, step, binary), final)
-
-    def wait(self, keep: int = 0) -> None:
-        """Wait for all but the ``keep`` most recent writes (bounds the memory in flight)."""
-        while len(self.pending) > keep:
-            self.pending.pop(0).result()
 
 
 def _fmt(value: float) -> str:

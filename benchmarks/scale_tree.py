@@ -164,13 +164,13 @@ def op_refresh(root: str, out: str) -> dict[str, Any]:
 
 
 def op_load(root: str, out: str, dataset_id: str) -> dict[str, Any]:
-    from cryoet_ng import index
+    from cryoet_ng.catalogue import Catalogue
     from cryoet_ng.store import open_store
 
     times = []
     for _ in range(5):
         start = time.perf_counter()
-        catalogue = index.open_catalogue(open_store(root), open_store(out))
+        catalogue = Catalogue.from_index(open_store(root), open_store(out))
         runs = len(catalogue.datasets[dataset_id].runs)
         times.append(time.perf_counter() - start)
     return {"seconds": statistics.median(times), "runs": runs}

@@ -193,6 +193,16 @@ def input_size(path: TreePath) -> int:
     return path.stat().st_size
 
 
+def local_input(path: TreePath, folder: Path) -> Path:
+    """A local file with the input's bytes: the path itself, or a streamed download of the
+    object into ``folder`` (for readers that need a seekable file of any size)."""
+    if isinstance(path, Location):
+        dest = folder / path.name
+        path.store.download(path.key, dest)
+        return dest
+    return path
+
+
 def input_file(path: TreePath) -> str | IO[bytes]:
     """What a reader taking a file name or a binary file object (pyarrow, json) opens:
     the local path, or the object's bytes fetched through the store."""

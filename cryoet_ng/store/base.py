@@ -101,6 +101,11 @@ class TreeStore(ABC):
     def read(self, key: str, version: str | None = None) -> bytes:
         """The object's bytes; :class:`Changed` when ``version`` is given and differs."""
 
+    def download(self, key: str, dest: Path) -> None:
+        """Copy the object to the local file ``dest``. Stores that can stream override this
+        so a large input never sits in memory whole."""
+        dest.write_bytes(self.read(key))
+
     @abstractmethod
     def head(self, key: str) -> Entry | None:
         """The object's entry, None when there is none."""

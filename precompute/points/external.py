@@ -33,8 +33,9 @@ import numpy as np
 
 from cryoet_ng.atomic import atomic_directory
 from cryoet_ng.config import LayerStyle, PrecomputeConfig
-from cryoet_ng.store import input_size
+from cryoet_ng.store import input_size, local_input
 from cryoet_ng.summaries import Grid, Occupancy, Summary
+from precompute.errors import InputError
 from precompute.jobs import ANGSTROM, AnnotationJob
 from precompute.points import encode
 from precompute.points.ndjson import Records, Rejected, read_batches
@@ -94,7 +95,7 @@ def wanted(job: AnnotationJob, options: PrecomputeConfig) -> bool:
         return False
     try:
         return input_size(job.source) > 40 * options.points_in_memory
-    except OSError:
+    except OSError:  # StoreError is an OSError
         return False  # the in-memory reader reports it
 
 
@@ -105,21 +106,26 @@ def convert_external(
     the in-memory path)."""
     job.output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".tmp-spill-", dir=job.output.parent) as tmp:
-        spilled = _spill(job, options, Path(tmp))
+        # An object-store input is streamed to the spill folder first: bounded memory.
+        source = local_input(job.source, Path(tmp))
+        try:
+            spilled = _spill(job, source, options, Path(tmp) / "spill")
+        except InputError as exc:
+            if source == job.source:
+                raise
+            raise InputError(job.source, exc.reason, exc.line) from exc  # name the object
         if spilled.count <= options.points_in_memory:
             return _load(spilled)
         return _convert(job, options, style, spilled)
 
 
-def _spill(job: AnnotationJob, options: PrecomputeConfig, folder: Path) -> Spilled:
+def _spill(job: AnnotationJob, source: Path, options: PrecomputeConfig, folder: Path) -> Spilled:
     spilled = Spilled(folder, batch=max(1, min(options.points_in_memory, MAX_BATCH)))
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "xyz", "wb") as xyz, open(folder / "index", "wb") as index:
         ids = open(folder / "instance", "wb") if job.shape == "InstanceSegmentation" else None  # noqa: SIM115
         try:
-            batches = read_batches(
-                job.source, job.shape, options, job.volume_size_xyz, spilled.batch
-            )
+            batches = read_batches(source, job.shape, options, job.volume_size_xyz, spilled.batch)
             for records in _rebatch(batches, spilled.batch):
                 spilled.count += len(records)
                 spilled.out_of_bounds += records.out_of_bounds

@@ -1,8 +1,10 @@
 """Point-like annotations (Point, OrientedPoint, InstanceSegmentation) -> precomputed annotations.
 
-:func:`convert` reads and validates the ndjson file, encodes the annotations, builds the
-multi-level spatial index and writes ``info``, ``by_id/``, ``spatial<i>/`` and (instances)
-``rel_instance/`` into a temporary directory that is renamed into place, then the summary.
+:func:`convert_records` encodes validated records (:mod:`.ndjson`), builds the multi-level
+spatial index and writes ``info``, ``by_id/``, ``spatial<i>/`` and (instances)
+``rel_instance/`` into a temporary directory that is renamed into place, and returns the
+summary (the runner writes it). Files beyond the memory budget go through :mod:`.external`
+(see :mod:`.convert`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from cryoet_ng.vectors import triple
 from precompute.jobs import ANGSTROM, AnnotationJob
 from precompute.points import encode
 from precompute.points.encode import Annotations
-from precompute.points.ndjson import Records, read_records
+from precompute.points.ndjson import Records
 from precompute.points.sharded import ShardSpec, write_sharded, write_unsharded
 from precompute.points.spatial import Bounds, Level, build_levels, column_range
 
@@ -40,25 +42,10 @@ class Written:
     levels: list[Level]
 
 
-def convert(job: AnnotationJob, options: PrecomputeConfig, style: LayerStyle) -> Summary:
-    """Convert one point-like ndjson file into ``job.output``; return its summary (the runner
-    writes it).
-
-    Files that may hold more than ``options.points_in_memory`` records go through
-    :mod:`.external` (bounded memory, same bytes)."""
-    from precompute.points import external  # imports this module
-
-    records = None
-    if external.wanted(job, options):
-        try:
-            result = external.convert_external(job, options, style)
-        except external.Rejected:
-            result = None  # pyarrow cannot parse it: the in-memory reader names the line
-        if isinstance(result, Summary):
-            return result
-        records = result
-    if records is None:
-        records = read_records(job.source, job.shape, options, job.volume_size_xyz)
+def convert_records(
+    job: AnnotationJob, records: Records, options: PrecomputeConfig, style: LayerStyle
+) -> Summary:
+    """Write validated ``records`` (all in memory) into ``job.output``; return the summary."""
     scale = job.voxel_spacing * ANGSTROM
     # The seed and the summary's statistics are independent of the layer: compute them on the
     # other core (hashlib and numpy release the GIL in the bulk operations).

@@ -113,7 +113,7 @@ def _arrow_columns(path: TreePath, shape: str) -> _Columns:
 
 
 def read_batches(
-    path: TreePath,
+    path: Path,
     shape: str,
     options: PrecomputeConfig,
     volume_size: tuple[int, int, int] | None,
@@ -124,10 +124,10 @@ def read_batches(
     for bad input, as :func:`read_records` (which this falls back to, once, for what
     pyarrow rejects: to name the line, or to read what only the JSON scan accepts)."""
     try:
-        if input_size(path) == 0:
+        if path.stat().st_size == 0:
             return
         reader = pj.open_json(
-            input_file(path),
+            str(path),
             read_options=pj.ReadOptions(block_size=_BLOCK_SIZE),
             parse_options=_parse_options(shape),
             memory_pool=pa.system_memory_pool(),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryoet_ng.catalogue import (
     POINT_SHAPES,
@@ -18,7 +17,8 @@ from cryoet_ng.catalogue import (
     Run,
     Tomogram,
 )
-from cryoet_ng.layout import Layout, summary_path
+from cryoet_ng.layout import layout_of, summary_path
+from cryoet_ng.store import TreePath
 from cryoet_ng.summaries import Summary
 from ngstate.inputs import state_inputs
 from ngstate.summary_reader import SummaryReader
@@ -140,7 +140,7 @@ class Candidate:
     annotation: Annotation
     file: AnnotationFile
     layer_type: str  # the type word of the layer's name: point, orientedpoint, segmentation...
-    output: Path
+    output: TreePath
     summary: Summary | None
     summary_note: str | None  # why there is no usable summary
     properties: frozenset[str]  # annotation property ids in the output's info
@@ -237,7 +237,7 @@ def _layer_type(annotation: Annotation, file: AnnotationFile, summary: Summary |
 
 
 def _read_summary(
-    reader: SummaryReader, path: Path, expected: tuple[str, ...]
+    reader: SummaryReader, path: TreePath, expected: tuple[str, ...]
 ) -> tuple[Summary | None, str | None]:
     try:
         summary = reader.summary(path)
@@ -252,7 +252,7 @@ def _read_summary(
 
 
 def gather(
-    run: Run, tomogram: Tomogram, out_root: Path, reader: SummaryReader | None = None
+    run: Run, tomogram: Tomogram, out_root: TreePath, reader: SummaryReader | None = None
 ) -> Gathered:
     """Candidates of the tomogram's annotations, and what was left out and why.
 
@@ -260,7 +260,7 @@ def gather(
     files are read through ``reader`` (default: a fresh, unshared one).
     """
     reader = reader if reader is not None else SummaryReader()
-    inputs = state_inputs(run, tomogram, Layout(out_root))
+    inputs = state_inputs(run, tomogram, layout_of(out_root))
     candidates: list[Candidate] = []
     messages: list[str] = []
     for entry in inputs.files:

@@ -15,38 +15,45 @@ from typing import TYPE_CHECKING, TextIO
 
 from cryoet_ng.commands import Command, parse_options
 from cryoet_ng.config import Config, with_overrides
+from cryoet_ng.store import is_url
 
 if TYPE_CHECKING:
     from ngstate.api import BuiltState
 
 
+ROOT_HELP = "folder, s3://, gs:// or https:// URL (https: with its published index)"
+OUT_HELP = "precompute output root: folder, s3:// or gs:// URL (default: the data tree)"
+
+
 @dataclass(frozen=True)
 class StateCommandOptions:
-    data_root: Path
+    data_root: str  # a folder or URL
     dataset: str
     run: str
     tomogram: str | None  # None: the run's default tomogram
     explain: bool
-    out: Path | None  # precompute output root; None: the configured one
+    out: str | None  # precompute output root (folder or URL); None: the configured one
 
 
 def add_state_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data_root", type=Path, metavar="DATA_ROOT")
+    parser.add_argument("data_root", metavar="DATA_ROOT", help=ROOT_HELP)
     parser.add_argument("dataset", metavar="DATASET")
     parser.add_argument("run", metavar="RUN")
     parser.add_argument("--tomogram", metavar="ID", help="tomogram id (default: the run's default)")
     parser.add_argument("--explain", action="store_true", help="print the layer decisions instead")
-    parser.add_argument("--out", type=Path, help="precompute output root (default: the data tree)")
+    parser.add_argument("--out", metavar="OUT_ROOT", help=OUT_HELP)
 
 
-def _roots(config: Config, data_root: Path, out: Path | None) -> Config:
-    return with_overrides(
-        config,
-        {
-            "data_root": str(data_root.resolve()),
-            "output_root": None if out is None else str(out.resolve()),
-        },
-    )
+def _root(text: str) -> str:
+    return text if is_url(text) else str(Path(text).resolve())
+
+
+def _roots(config: Config, data_root: str, out: str | None) -> Config:
+    """The configuration with the command's roots; a URL tree's outputs are beside it."""
+    output = config.output_root if out is None else _root(out)
+    if out is None and is_url(data_root):
+        output = None
+    return with_overrides(config.replace(output_root=output), {"data_root": _root(data_root)})
 
 
 def run_state(args: argparse.Namespace, config: Config) -> int:
@@ -55,7 +62,9 @@ def run_state(args: argparse.Namespace, config: Config) -> int:
     from cryoet_ng.catalogue import Catalogue
     from ngstate.api import NotFoundError, StateOptions, build_state
 
-    catalogue = Catalogue.scan(config.data_root, datasets=[options.dataset])
+    catalogue = Catalogue.scan(
+        config.data_root, [options.dataset], [options.run], index_root=config.out_root
+    )
     try:
         built = build_state(
             catalogue,
@@ -92,15 +101,13 @@ def print_explanation(built: BuiltState, out: TextIO) -> None:
 
 @dataclass(frozen=True)
 class ExportOptions:
-    data_root: Path
-    out: Path | None  # where state files go (beside the outputs); None: the configured root
+    data_root: str  # a folder or URL
+    out: str | None  # where state files go (beside the outputs); None: the configured root
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data_root", type=Path, metavar="DATA_ROOT")
-    parser.add_argument(
-        "--out", type=Path, metavar="OUT_ROOT", help="output root (default: the data tree)"
-    )
+    parser.add_argument("data_root", metavar="DATA_ROOT", help=ROOT_HELP)
+    parser.add_argument("--out", metavar="OUT_ROOT", help=OUT_HELP)
 
 
 def run_export(args: argparse.Namespace, config: Config) -> int:
@@ -108,18 +115,19 @@ def run_export(args: argparse.Namespace, config: Config) -> int:
     config = _roots(config, options.data_root, options.out)
     from cryoet_ng import atomic
     from cryoet_ng.catalogue import Catalogue
-    from cryoet_ng.layout import Layout
+    from cryoet_ng.layout import layout_of
+    from cryoet_ng.store import write_file
     from ngstate.api import StateOptions, build_state
 
     state_options = StateOptions.from_config(config)
-    layout = Layout(config.out_root)
-    catalogue = Catalogue.scan(config.data_root)
+    layout = layout_of(config.out_tree)
+    catalogue = Catalogue.scan(config.data_root, index_root=config.out_root)
     written = 0
     for run in catalogue.runs():
         for tomogram in sorted(run.tomograms, key=lambda t: t.id):
             built = build_state(catalogue, run.dataset_id, run.name, tomogram.id, state_options)
             path = layout.state_file(run, tomogram)
-            atomic.write_json(path, built.state)
+            write_file(path, atomic.json_bytes(built.state))
             written += 1
             visible = sum(d.visible for d in built.decisions)
             print(f"{path}: {len(built.decisions)} layers, {visible} visible")

@@ -11,10 +11,9 @@ cache rebuilds a state when one of them changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryoet_ng.catalogue import Annotation, AnnotationFile, Run, Tomogram
-from cryoet_ng.layout import Layout, summary_path
+from cryoet_ng.layout import AnyLayout, summary_path
 from cryoet_ng.store import TreePath
 
 
@@ -24,9 +23,9 @@ class FileInput:
 
     annotation: Annotation
     file: AnnotationFile
-    output: Path | None  # None: nothing is precomputed from this file
+    output: TreePath | None  # None: nothing is precomputed from this file
 
-    def paths(self) -> tuple[Path, ...]:
+    def paths(self) -> tuple[TreePath, ...]:
         """The output folder, its summary and its ``info`` file (none without an output)."""
         if self.output is None:
             return ()
@@ -36,7 +35,7 @@ class FileInput:
 @dataclass(frozen=True)
 class StateInputs:
     tomograms: tuple[Tomogram, ...]
-    tomogram_summaries: tuple[Path, ...]  # one per tomogram, same order
+    tomogram_summaries: tuple[TreePath, ...]  # one per tomogram, same order
     annotations: tuple[Annotation, ...]  # those shown with the tomogram(s)
     files: tuple[FileInput, ...]  # their files, in annotation and file order
     # Catalogue paths of the run (Locations on an object store), and the precompute
@@ -51,7 +50,7 @@ class StateInputs:
         return tuple(dict.fromkeys(paths))
 
 
-def state_inputs(run: Run, tomogram: Tomogram | None, layout: Layout) -> StateInputs:
+def state_inputs(run: Run, tomogram: Tomogram | None, layout: AnyLayout) -> StateInputs:
     """The inputs of ``tomogram``'s state; with None, of every tomogram's state of ``run``."""
     if tomogram is not None:
         tomograms: tuple[Tomogram, ...] = (tomogram,)

@@ -3,7 +3,7 @@
 precompute: 0 when every job is done or skipped and every input's metadata was readable
 (a catalogue warning means an input was skipped, so it fails the batch too); 1 otherwise;
 2 when the output root cannot be used. validate: 0 when every output reads back
-correctly, 1 on any problem, 2 for an object-store root (only local roots are read).
+correctly, 1 on any problem, 2 when an object-store root cannot be read.
 """
 
 from __future__ import annotations
@@ -94,22 +94,31 @@ class ValidateOptions:
 
 
 def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out_root", type=str, metavar="OUT_ROOT")
+    parser.add_argument(
+        "out_root", type=str, metavar="OUT_ROOT", help="folder, s3://, gs:// or https:// URL"
+    )
 
 
 def run_validate(args: argparse.Namespace, config: Config) -> int:
     options = parse_options(ValidateOptions, args)
-    if "://" in options.out_root:
-        print(f"cryoet-ng validate: {options.out_root}: only local output roots can be validated")
-        return 2
-    from precompute.validate import validate_tree
+    from cryoet_ng.store import StoreError, is_url
+    from precompute.validate import validate_remote, validate_tree
 
-    root = Path(options.out_root).expanduser()
-    checked, problems = validate_tree(root)
-    for problem in problems:
-        print(problem)
-    print(f"{checked} outputs checked under {root}, {len(problems)} problems")
-    return 1 if problems else 0
+    if is_url(options.out_root):
+        try:
+            checked, lines = validate_remote(options.out_root)
+        except StoreError as exc:
+            print(f"cryoet-ng validate: {exc}", file=sys.stderr)
+            return 2
+        root = options.out_root
+    else:
+        local = Path(options.out_root).expanduser()
+        checked, problems = validate_tree(local)
+        root, lines = str(local), [str(p) for p in problems]
+    for line in lines:
+        print(line)
+    print(f"{checked} outputs checked under {root}, {len(lines)} problems")
+    return 1 if lines else 0
 
 
 COMMANDS = (

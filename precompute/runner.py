@@ -58,9 +58,11 @@ def run_job(job: Job, config: Config) -> Summary:
     return job.convert(config)
 
 
-def _relative(path: TreePath, root: Path) -> str:
+def _relative(path: TreePath, root: Path | str) -> str:
     if isinstance(path, Location):
         return path.key  # already relative to the data root
+    if not isinstance(root, Path):
+        return path.name
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

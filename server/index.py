@@ -40,18 +40,23 @@ def healthz() -> Response:
 @bp.get("/")
 def index() -> str:
     states = services().states
-    catalogue = states.catalogue()
     rows: list[RunRow] = []
     base = data_url()
-    for run in catalogue.runs():
-        try:
-            encoded = states.state(run.dataset_id, run.name, None, base)
-        except UnknownItem as exc:
-            rows.append(RunRow(run.dataset_id, run.name, None, [], str(exc)))
+    datasets = {}
+    for dataset_id in states.tree.dataset_ids():
+        info = states.tree.dataset(dataset_id)
+        if info is None:
             continue
-        layers = layer_rows(encoded)
-        rows.append(RunRow(run.dataset_id, run.name, encoded.built.tomogram_id, layers, None))
-    return render_template("index.html", rows=rows, datasets=catalogue.datasets)
+        datasets[dataset_id] = info
+        for run in info.runs:
+            try:
+                encoded = states.state(dataset_id, run.name, None, base)
+            except UnknownItem as exc:
+                rows.append(RunRow(dataset_id, run.name, None, [], str(exc)))
+                continue
+            layers = layer_rows(encoded)
+            rows.append(RunRow(dataset_id, run.name, encoded.built.tomogram_id, layers, None))
+    return render_template("index.html", rows=rows, datasets=datasets)
 
 
 def layer_rows(encoded: EncodedState) -> list[LayerRow]:

@@ -78,11 +78,14 @@ class LayerStyle:
     gpu_memory_limit: int = _doc(1_500_000_000, "Neuroglancer GPU memory limit, bytes.")
 
 
+Policy = Literal["auto", "author", "auto+author"]
+
+
 @dataclass(frozen=True)
 class SelectionConfig:
     """Which annotation layers are visible by default."""
 
-    policy: Literal["auto", "author", "auto+author"] = _doc(
+    policy: Policy = _doc(
         "auto+author",
         "auto: automatic non-occluding choice; author: only is_visualization_default; "
         "auto+author: automatic, with the author's explicit flag as an override.",
@@ -97,6 +100,16 @@ class SelectionConfig:
     )
     exact_limit: int = _doc(
         25, "Exact maximum-weight search up to this many candidates, greedy beyond."
+    )
+    clutter_threshold: float = _doc(
+        0.3,
+        "A prediction's picks are not shown by default when their markers would cover at "
+        "least this share of a slice (an author's true flag still shows them, with a warning).",
+    )
+    clutter_diameter_nm: float = _doc(
+        10.0,
+        "Marker diameter for the clutter rule when the metadata gives no "
+        "annotation_object.diameter.",
     )
 
 

@@ -87,10 +87,13 @@ def run_state(args: argparse.Namespace, config: Config) -> int:
 
 
 def print_explanation(built: BuiltState, out: TextIO) -> None:
-    """A readable table: one row per layer, then the messages."""
+    """A readable table: one row per layer (``--``: left out), then the messages (the first
+    says whether the run is curated)."""
     rows = [("", "layer", "why")]
     for d in built.decisions:
         rows.append(("on " if d.visible else "off", d.layer, d.reason))
+    for item in built.left_out:  # no layer: the output is missing
+        rows.append(("--", item.name, f"left out: {item.reason}"))
     width = min(max(len(r[1]) for r in rows), 48)
     print(f"tomogram {built.tomogram_id}", file=out)
     for mark, name, why in rows:

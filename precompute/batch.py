@@ -34,13 +34,14 @@ from cryoet_ng import index
 from cryoet_ng.atomic import remove_stale_temporaries
 from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.config import Config
-from cryoet_ng.store import open_store
+from cryoet_ng.failures import FailureRecord
+from cryoet_ng.store import TreePath, open_store
 from precompute.errors import Failure
 from precompute.job_types import REGISTRY
 from precompute.jobs import Job
 from precompute.output_roots import OutputRoot
 from precompute.report import BatchReport
-from precompute.runner import Outcome, execute
+from precompute.runner import Outcome, execute, relative_to_root
 from precompute.signatures import SignatureRecords
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def run_batch(data_root: str | Path, out: OutputRoot, config: Config, plan: Plan
         for job, outcome in _outcomes(jobs, config, plan):
             if outcome.status == "done":
                 outcome = _publish(out, job, outcome)
+            _note_outcome(out, job, outcome, config)
             if outcome.status != "failed":
                 finished.append(job)
             report.add(outcome)
@@ -124,6 +126,43 @@ def _publish(out: OutputRoot, job: Job, outcome: Outcome) -> Outcome:
         error = Failure(str(job.source), f"publishing failed: {exc}")
         return dataclasses.replace(outcome, status="failed", error=error)
     return outcome
+
+
+def _note_outcome(out: OutputRoot, job: Job, outcome: Outcome, config: Config) -> None:
+    """Write the job's failure record when it failed, remove it otherwise.
+
+    A record that cannot be written or removed is logged, never fatal: the outputs
+    themselves are right, only the stale/failed flag of the state would be.
+    """
+    try:
+        if outcome.status == "failed":
+            roots = (config.data_root, config.out_root, out.local)
+            out.record_failure(job, failure_record(job, outcome, config.data_root, roots))
+        else:
+            out.clear_failure(job)
+    except Exception as exc:
+        log.warning("%s: failure record not updated: %s", outcome.job, exc)
+
+
+def failure_record(
+    job: Job, outcome: Outcome, data_root: Path | str, roots: tuple[Path | str, ...]
+) -> FailureRecord:
+    """What ngstate tells people about a failed job: no machine-local paths (``roots`` are
+    cut from the message; the file is named relative to ``data_root``)."""
+    error = outcome.error or Failure(outcome.output, "failed")
+    # The job's own input may lie on a store (a URL that Path would mangle).
+    failed: TreePath = job.source if error.file == str(job.source) else Path(error.file)
+    message = error.message
+    texts = {str(r.resolve()) if isinstance(r, Path) else r for r in roots}
+    for root in sorted(texts, key=len, reverse=True):
+        message = message.replace(f"{root}/", "").replace(root, ".")
+    return FailureRecord(
+        job=outcome.job,
+        file=relative_to_root(failed, data_root),
+        message=message,
+        line=error.line,
+        failed_at=time.time(),
+    )
 
 
 def _worker_environ() -> dict[str, object]:

@@ -42,7 +42,9 @@ from cryoet_ng.store import Location, TreePath
 from precompute.jobs import Job
 
 # Bump when any converter writes different bytes for the same input and options.
-FORMAT_VERSION = "cryoet-ng-precompute/2"  # 2: meshes simplified by meshoptimizer
+# 2: meshes simplified by meshoptimizer.
+# 3: segment properties and the name property describe the annotation (cryoet_ng.about).
+FORMAT_VERSION = "cryoet-ng-precompute/3"
 _BLOCK = 1 << 20
 
 

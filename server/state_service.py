@@ -214,13 +214,21 @@ class StateService:
                 self._states.popitem(last=False)
         return value
 
+    def catalogue_of(self, run: Run) -> Catalogue:
+        """A catalogue of one run (what a state is built from)."""
+        dataset = Dataset(run.dataset_id, self.root / run.dataset_id, {}, {run.name: run})
+        return Catalogue(self.root, {run.dataset_id: dataset})
+
+    def tree_url(self, data_url: str) -> str:
+        """Where the browser reads the data tree, for a request whose ``/data`` is
+        ``data_url`` (the store's public URL for a tree on an object store)."""
+        return self._options_for(data_url).data_url
+
     def _build(self, run: Run, tomogram_id: str | None, data_url: str) -> EncodedState:
         dataset_id, run_name = run.dataset_id, run.name
-        # A catalogue of the one run the state is built from.
-        dataset = Dataset(dataset_id, self.root / dataset_id, {}, {run_name: run})
         try:
             built = ngstate.build_state(
-                Catalogue(self.root, {dataset_id: dataset}),
+                self.catalogue_of(run),
                 dataset_id,
                 run_name,
                 tomogram_id,

@@ -568,3 +568,155 @@ def test_binned_mask_lands_on_the_full_resolution_structure(
     correlation = np.corrcoef(grey[inside], values[inside])[0, 1]
     print(f"tomogram pixels vs voxels: r = {correlation:.3f} over {inside.sum()} px")
     assert correlation > 0.5, f"tomogram pixels do not follow its voxels (r={correlation:.2f})"
+
+
+# -- what each layer is (issue 15) -------------------------------------------------------------
+
+LAYER_NAME = r"^\d+ .+ · (ground truth|prediction) · \S.*$"
+_SEGMENT_PROPERTIES_JS = """
+const ml = window.viewer.layerManager.managedLayers.find((m) => m.name === arguments[0]);
+if (!ml || !ml.layer) return null;
+const group = ml.layer.displayState.originalSegmentationGroupState
+    || ml.layer.displayState.segmentationGroupState.value;
+const map = group.segmentPropertyMap.value;
+if (!map || !map.segmentPropertyMap.inlineProperties) return null;
+return {
+  properties: map.segmentPropertyMap.inlineProperties.properties.map((p) => ({
+    id: p.id, type: p.type, first: typeof p.values[0] === "string" ? p.values[0] : null})),
+  label: map.getSegmentLabel(1n) || null,
+};
+"""
+_LAYER_BAR_JS = """
+return Array.from(document.querySelectorAll('.neuroglancer-layer-item-label'))
+    .map((e) => e.textContent);
+"""
+
+
+def test_layer_names_carry_status_and_method(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer
+) -> None:
+    import re
+
+    view = opened[("10000", "TS_026")]
+    names = [x.name for x in view.report.layers if x.type != "image"]
+    assert names and all(re.match(LAYER_NAME, name) for name in names), names
+    for expected in (
+        "100 cytosolic ribosome · ground truth · manual",
+        "101 cytosolic ribosome · prediction · pyTOM + DeePiCt",
+        "105 membrane · prediction · MemBrain-seg",
+        "106 vesicle instances · ground truth · manual",
+    ):
+        assert expected in names
+    # The names people read: the layer bar of the page itself.
+    viewer.open_state(service.url("/v/main/"), view.served_state, READY_TIMEOUT)
+    assert set(names) <= set(viewer.js(_LAYER_BAR_JS))
+
+
+def test_mask_segment_properties_show_its_authors(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer
+) -> None:
+    view = opened[("10000", "TS_026")]
+    name = "106 vesicle instances · ground truth · manual"
+    viewer.open_state(service.url("/v/main/"), view.served_state, READY_TIMEOUT)
+    deadline = time.monotonic() + 20
+    loaded = viewer.js(_SEGMENT_PROPERTIES_JS, name)
+    while loaded is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        loaded = viewer.js(_SEGMENT_PROPERTIES_JS, name)
+    assert loaded is not None, f"{name}: the viewer loaded no segment properties"
+    props = {p["id"]: p for p in loaded["properties"]}
+    assert props["authors"]["first"] == "Ada Lamella, Ben Tiltseries"
+    assert "authors: Ada Lamella, Ben Tiltseries" in props["description"]["first"]
+    assert "ground truth" in props["description"]["first"]
+    # Segment 1's label as the segment list shows it: the label, then its tags.
+    assert loaded["label"] == "vesicle 1 #ground-truth #manual #curator-recommended"
+
+
+_PROPERTY_TITLES_JS = """
+return Array.from(document.querySelectorAll('.neuroglancer-annotation-shader-property'))
+    .map((e) => [
+        e.querySelector('.neuroglancer-annotation-shader-property-identifier').textContent,
+        e.title]);
+"""
+
+
+def test_pick_layer_rendering_tab_describes_the_annotation(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer, artifacts: Path
+) -> None:
+    """The annotation's description (status, method, authors, deposition) is the tool tip of
+    the ``name`` property in the pick layer's Rendering tab, where the viewer lists them."""
+    view = opened[("10000", "TS_026")]
+    name = "100 cytosolic ribosome · ground truth · manual"
+    state = json.loads(json.dumps(view.served_state))
+    [spec] = [x for x in layer_specs(state) if x["name"] == name]
+    spec["tab"] = "rendering"
+    state["selectedLayer"] = {"layer": name, "visible": True}
+    viewer.open_state(service.url("/v/main/"), state, READY_TIMEOUT)
+    deadline, titles = time.monotonic() + 20, {}
+    while "prop_name" not in titles and time.monotonic() < deadline:
+        time.sleep(0.2)
+        titles = dict(viewer.js(_PROPERTY_TITLES_JS))
+    save_png(viewer.page(), artifacts / "pick-layer-rendering-tab.png")
+    assert "prop_name" in titles, f"{name}: no name property in the Rendering tab: {titles}"
+    text = titles["prop_name"]
+    assert text.startswith("cytosolic ribosome: ground truth; method: manual"), text
+    assert "authors: Ada Lamella, Ben Tiltseries" in text and "deposition" in text, text
+    assert titles.get("prop_diameter") == "particle diameter (voxels)"
+
+
+_PAGE_WIDTH_JS = "return [document.documentElement.scrollWidth, window.innerWidth];"
+
+
+def test_index_page_shows_missing_and_stale_layers(
+    viewer: Viewer, service: ProjectServer, data_root: Path, artifacts: Path
+) -> None:
+    """A stale layer (failed re-run beside an older output) and a layer left out (its output
+    missing after a failed first run), on the page as a browser shows it, also at phone
+    width. The tree is put back afterwards."""
+    from cryoet_ng.catalogue import Catalogue
+    from cryoet_ng.failures import FailureRecord, write_failure
+    from cryoet_ng.layout import Layout, failure_path, summary_path
+    from tools.browser.chromium import WINDOW_SIZE
+
+    catalogue = Catalogue.scan(data_root)
+    layout = Layout(data_root)
+
+    def output(dataset: str, run: str, object_name: str) -> Path:
+        found = catalogue.run(dataset, run)
+        assert found is not None
+        annotation = next(a for a in found.annotations if a.object_name == object_name)
+        return layout.annotation_output(found, annotation, "Point")
+
+    stale, gone = (
+        output("10000", "TS_026", "cytosolic ribosome"),
+        output("10001", "TS_100", "nucleosome"),
+    )
+    aside = gone.with_name(".aside-" + gone.name)
+    records = [failure_path(summary_path(stale)), failure_path(summary_path(gone))]
+    gone.rename(aside)
+    write_failure(records[0], FailureRecord("a", "10000/TS_026/x.ndjson", "bad rotation", 5))
+    write_failure(records[1], FailureRecord("b", "10001/TS_100/y.ndjson", "not JSON", 9))
+    try:
+        deadline, text = time.monotonic() + 20, ""
+        while "stale" not in text and time.monotonic() < deadline:
+            time.sleep(0.5)  # the state service re-checks its inputs every second
+            viewer.get(service.url("/"))
+            text = viewer.js("return document.body.innerText;")
+        assert "10000/TS_026/x.ndjson line 5: bad rotation" in text
+        assert "stale: the last precompute of its input failed" in text
+        left = viewer.js(
+            "return Array.from(document.querySelectorAll('li.left-out')).map(e => e.innerText);"
+        )
+        [failed] = [x for x in left if x.startswith("101 nucleosome")]
+        assert "failed" in failed and "10001/TS_100/y.ndjson line 9: not JSON" in failed
+        viewer.driver.save_screenshot(str(artifacts / "index-stale-missing.png"))
+        viewer.driver.set_window_size(390, 844)  # a phone
+        viewer.get(service.url("/"))
+        scroll_width, inner_width = viewer.js(_PAGE_WIDTH_JS)
+        viewer.driver.save_screenshot(str(artifacts / "index-phone.png"))
+        assert scroll_width <= inner_width, "the page scrolls sideways at phone width"
+    finally:
+        viewer.driver.set_window_size(*WINDOW_SIZE)
+        for record in records:
+            record.unlink(missing_ok=True)
+        aside.rename(gone)

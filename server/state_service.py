@@ -125,10 +125,8 @@ class StateService:
         self._options: dict[str, StateOptions] = {}
         self._runs: OrderedDict[tuple[str, str], _RunWatch] = OrderedDict()
         self._not_runs: OrderedDict[tuple[str, str], Stamp] = OrderedDict()
-        data_public = public_url(config.data_root)
-        out_public = public_url(config.out_root)
-        self._data_public = data_public
-        self._out_public = out_public if str(config.out_root) != str(config.data_root) else None
+        # A tree on an object store is read by the browser from the store's public URL.
+        self._data_public = public_url(config.data_root)
         self._out_local = isinstance(config.out_tree, Path)
 
     # -- runs -----------------------------------------------------------------------
@@ -254,11 +252,10 @@ class StateService:
         such a tree come from this server's ``/data``."""
         options = self._options.get(data_url)
         if options is None:
-            served_here = self.config.data_url is None
-            tree_url = self._data_public or data_url
-            out_url = self._out_public
-            if out_url is None and self._out_local and served_here and self._data_public:
-                out_url = data_url
+            tree_url, out_url = data_url, None
+            if self.config.data_url is None and self._data_public is not None:
+                tree_url = self._data_public
+                out_url = data_url if self._out_local else None  # else: the store's own
             options = StateOptions.from_config(self.config, data_url=tree_url, out_url=out_url)
             if len(self._options) < self.max_entries:
                 self._options[data_url] = options

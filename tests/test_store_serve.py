@@ -96,12 +96,14 @@ def test_server_serves_view_tomogram_from_the_bucket_tree(
 def test_state_and_export_states_read_a_bucket_tree(
     bucket_tree: tuple[Path, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], s3: Any
 ) -> None:
-    local_root, url, _ = bucket_tree
+    local_root, url, public = bucket_tree
     assert cli(["state", str(local_root), DATASET, RUN]) == 0
     here = json.loads(capsys.readouterr().out)
     assert cli(["state", url, DATASET, RUN]) == 0
     there = json.loads(capsys.readouterr().out)
-    assert there == here  # same configured data_url: the same state
+    # The same state, its sources on the bucket (the local one: the default /data URL).
+    assert json.loads(json.dumps(here).replace("http://127.0.0.1:8000/data", public)) == there
+    assert all(public in u for u in urls(there))
     assert cli(["state", url, DATASET, "TS_404"]) == 2
 
     assert cli(["export-states", str(local_root)]) == 0
@@ -114,8 +116,9 @@ def test_state_and_export_states_read_a_bucket_tree(
         for p in local_root.rglob("*-neuroglancer_config.json")
     }
     assert set(written) == set(local) and len(local) >= 3
-    body = s3.get_object(Bucket=BUCKET, Key=f"tree/{next(iter(local))}")["Body"].read()
-    assert body == local[next(iter(local))]
+    for key, data in local.items():
+        body = s3.get_object(Bucket=BUCKET, Key=f"tree/{key}")["Body"].read()
+        assert body.decode() == data.decode().replace("http://127.0.0.1:8000/data", public)
 
 
 def test_validate_reads_a_bucket_output_root(

@@ -128,7 +128,13 @@ def measure(
 ) -> dict[str, Any]:
     server = Server(source, root, work)
     try:
-        row: dict[str, Any] = {"name": name, "startup": server.wait(args.startup_timeout)}
+        row: dict[str, Any] = {"name": name}
+        try:
+            row["startup"] = server.wait(args.startup_timeout)
+        except TimeoutError:
+            row["startup"] = None  # reported as "> timeout"
+            row["rss"], row["peak"] = server.worker_memory()
+            return row
         cold, warm = [], []
         for key in runs:
             seconds, status, _ = fetch(f"{server.base}/view/{key}", args.page_timeout)
@@ -137,10 +143,13 @@ def measure(
         for key in runs:
             warm.append(fetch(f"{server.base}/view/{key}", args.page_timeout)[0])
         row["cold_ms"] = statistics.median(cold) * 1e3
+        row["cold_max_ms"] = max(cold) * 1e3
         row["warm_ms"] = statistics.median(warm) * 1e3
-        for label, path in (("index", "/"), ("dataset", f"/datasets/{runs[0].split('/')[0]}")):
+        dataset = runs[0].split("/")[0]
+        for label, path in (("index", "/"), ("dataset", f"/datasets/{dataset}")):
             try:
-                seconds, status, size = fetch(server.base + path, args.page_timeout)
+                timeout = args.page_timeout if "ours" in name else args.main_page_timeout
+                seconds, status, size = fetch(server.base + path, timeout)
                 row[label] = (seconds, size) if status == 200 else None
             except (TimeoutError, OSError):
                 row[label] = "timeout"
@@ -167,18 +176,40 @@ def page(value: Any) -> str:
     return f"{seconds:.3f} s, {size / 1e3:.1f} KB"
 
 
+HEADER = (
+    "| server | start-up s | /view cold ms (median, max) | /view warm ms | `/` | dataset page "
+    "| worker RSS MB | peak MB |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+)
+
+
+def line(r: dict[str, Any], args: argparse.Namespace) -> str:
+    memory = f"{r['rss']:.0f} | {r['peak']:.0f}"
+    if r["startup"] is None:
+        return f"| {r['name']} | > {args.startup_timeout:.0f} (no answer) | | | | | {memory} |"
+    return (
+        f"| {r['name']} | {r['startup']:.2f} | {r['cold_ms']:.1f}, {r['cold_max_ms']:.1f} "
+        f"| {r['warm_ms']:.2f} | {page(r['index'])} | {page(r['dataset'])} | {memory} |"
+    )
+
+
 def run(args: argparse.Namespace) -> None:
-    base = Path(tempfile.mkdtemp(prefix="cryoet-ng-serve-", dir=args.root))
+    reuse = args.reuse is not None
+    base = (
+        Path(args.reuse)
+        if reuse
+        else Path(tempfile.mkdtemp(prefix="cryoet-ng-serve-", dir=args.root))
+    )
     try:
         big, small = base / "big", base / "small"
-        generate(big, args.datasets, args.runs)
-        generate(small, 1, 3)
-        for tree in (big, small):
-            subprocess.run(
-                [sys.executable, "-m", "cryoet_ng_cli", "index", str(tree), "--out", str(tree)],
-                check=True,
-                capture_output=True,
-            )
+        if not reuse:
+            generate(big, args.datasets, args.runs)
+            generate(small, 1, 3)
+            for tree in (big, small):
+                subprocess.run(
+                    [sys.executable, "-m", "cryoet_ng_cli", "index", str(tree), "--out", str(tree)],
+                    check=True,
+                    capture_output=True,
+                )
         print(f"load average at start: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
         rng = random.Random(0)
         keys = [
@@ -186,30 +217,25 @@ def run(args: argparse.Namespace) -> None:
             for _ in range(args.views)
         ]
         small_keys = [f"10000/TS_{i:04d}" for i in range(3)]
-        rows = [
-            measure("ours, 3 runs", HERE, small, base, small_keys, args),
-            measure(f"ours, {args.datasets * args.runs} runs", HERE, big, base, keys, args),
-        ]
+        total = args.datasets * args.runs
+        plan = [("ours, 3 runs", HERE, small, small_keys), (f"ours, {total} runs", HERE, big, keys)]
         if not args.skip_main:
-            main = main_source(base / "main")
-            rows.append(measure("main, 3 runs", main, small, base, small_keys, args))
-            rows.append(
-                measure(f"main, {args.datasets * args.runs} runs", main, big, base, keys, args)
-            )
-        print()
-        print(
-            "| server | start-up s | /view cold ms | /view warm ms | `/` | dataset page "
-            "| worker RSS MB | peak MB |"
-        )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        for r in rows:
-            print(
-                f"| {r['name']} | {r['startup']:.2f} | {r['cold_ms']:.1f} | {r['warm_ms']:.2f} "
-                f"| {page(r['index'])} | {page(r['dataset'])} | {r['rss']:.0f} | {r['peak']:.0f} |"
-            )
+            main = base / "main"
+            if not main.exists():
+                main_source(main)
+            plan += [
+                ("main, 3 runs", main, small, small_keys),
+                (f"main, {total} runs", main, big, keys),
+            ]
+        print("\n" + HEADER, flush=True)
+        for name, source, tree, chosen in plan:  # each row printed when measured
+            row = measure(name, source, tree, base, chosen, args)
+            load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"{line(row, args)}  (load {load})", flush=True)
         print(f"\nload average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if not reuse and not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views", type=int, default=20, help="random runs for /view")
     parser.add_argument("--startup-timeout", type=float, default=1800.0)
     parser.add_argument("--page-timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--main-page-timeout", type=float, default=300.0, help="main's / builds every state"
+    )
+    parser.add_argument("--reuse", help="a folder of an earlier --keep run (big/, small/, main/)")
+    parser.add_argument("--keep", action="store_true", help="keep the trees for --reuse")
     parser.add_argument("--skip-main", action="store_true", help="no baseline")
     parser.add_argument("--root", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
     run(parser.parse_args(argv))

@@ -6,7 +6,7 @@ The ``serve`` section of :mod:`benchmarks.scale`. The tree is :mod:`benchmarks.s
 (one tomogram and three annotations per run, metadata only, on tmpfs), indexed with
 ``cryoet-ng index``; a second tree of 1 dataset x 3 runs is served the same way, so a
 ``/view`` on 30,000 runs can be compared with one on 3. Each server is gunicorn started as
-documented (``-c python:server.gunicorn_conf server.wsgi:app``) with one worker (memory per
+documented (``-c python:server.gunicorn_conf server.asgi:app``) with one worker (memory per
 worker is the figure), this branch's code and the landed main's (``git archive main``, same
 interpreter and libraries) in the same run:
 
@@ -82,7 +82,7 @@ class Server:
             CRYOET_NG_BIND=f"127.0.0.1:{self.port}",
         )
         gunicorn = Path(sys.executable).with_name("gunicorn")
-        argv = [str(gunicorn), "-c", "python:server.gunicorn_conf", "server.wsgi:app"]
+        argv = [str(gunicorn), "-c", "python:server.gunicorn_conf", "server.asgi:app"]
         self.start = time.perf_counter()
         self.proc = subprocess.Popen(
             argv, cwd=source, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -14,8 +14,9 @@ from cryoet_ng.layout import AnyLayout, failure_path, layout_of
 from cryoet_ng.store import TreePath, public_url, relative_key
 from ngstate import colors, layers
 from ngstate.candidates import Candidate, LeftOut, gather, numeric_id
+from ngstate.curation import Curation, curation
 from ngstate.inputs import state_inputs
-from ngstate.selection import Context, Curation, Decision, curation, select
+from ngstate.selection import Context, Decision, select
 from ngstate.state import Camera, viewer_state
 from ngstate.summary_reader import SummaryReader
 
@@ -96,7 +97,9 @@ def resolve(
     tomogram = run.default_tomogram() if tomogram_id is None else run.tomogram(tomogram_id)
     if tomogram is None:
         if tomogram_id is None:
-            raise NotFoundError(f"run {dataset_id}/{run_name} has no tomogram")
+            problems = catalogue.problems_under(run.path)
+            why = f" ({'; '.join(problems[:3])})" if problems else ""
+            raise NotFoundError(f"run {dataset_id}/{run_name} has no tomogram{why}")
         known = ", ".join(sorted(t.id for t in run.tomograms)) or "none"
         raise NotFoundError(
             f"run {dataset_id}/{run_name}: unknown tomogram {tomogram_id!r} (known: {known})"
@@ -225,7 +228,7 @@ def build_state(
     gathered = gather(run, tomogram, options.out_root, reader)
     cands = gathered.candidates
     context = Context(gathered.flags, _extent(tomogram))
-    chosen_by = curation(cands, options.selection, context)
+    chosen_by = curation(cands, options.selection, context.flags)
     messages.append(chosen_by.reason)
     messages.extend(gathered.messages)
     decisions = select(cands, options.selection, context)

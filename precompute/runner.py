@@ -40,6 +40,7 @@ class Outcome:
     seconds: float
     output: str  # Job.target
     error: Failure | None = None
+    timed_out: bool = False  # failed because it ran past precompute.job_timeout
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {

@@ -28,7 +28,7 @@ from pathlib import Path
 from werkzeug.http import dump_options_header
 
 import ngstate
-from cryoet_ng.catalogue import Catalogue, Dataset, Run
+from cryoet_ng.catalogue import Catalogue, CatalogueWarning, Dataset, Run
 from cryoet_ng.config import Config
 from cryoet_ng.layout import AnyLayout, layout_of
 from cryoet_ng.store import public_url
@@ -70,6 +70,7 @@ class _RunWatch:
     run: Run
     paths: tuple[str, ...]
     stamp: Stamp
+    warnings: tuple[CatalogueWarning, ...] = ()  # found reading the run (explain a 404)
 
 
 def stamp_of(paths: tuple[str, ...]) -> Stamp:
@@ -142,13 +143,13 @@ class StateService:
         return (self.tree.index_version,)
 
     def _read_run(self, dataset_id: str, run_name: str) -> _RunWatch | None:
-        run, _warnings = self.tree.run(dataset_id, run_name)
+        run, warnings = self.tree.run(dataset_id, run_name)
         if run is None:
             return None
         # Stamped just after the scan: a change landing in between is missed until the
         # next change to the run; metadata writes are atomic renames, so this is rare.
         paths = watch_list(run, self.layout)
-        watch = _RunWatch(run, paths, self._generation() + stamp_of(paths))
+        watch = _RunWatch(run, paths, self._generation() + stamp_of(paths), tuple(warnings))
         with self._lock:
             self._runs[(dataset_id, run_name)] = watch
             self._runs.move_to_end((dataset_id, run_name))
@@ -213,9 +214,12 @@ class StateService:
         return value
 
     def catalogue_of(self, run: Run) -> Catalogue:
-        """A catalogue of one run (what a state is built from)."""
+        """A catalogue of one run (what a state is built from), with the warnings found
+        reading it."""
         dataset = Dataset(run.dataset_id, self.root / run.dataset_id, {}, {run.name: run})
-        return Catalogue(self.root, {run.dataset_id: dataset})
+        watch = self._runs.get((run.dataset_id, run.name))
+        warnings = list(watch.warnings) if watch is not None and watch.run is run else []
+        return Catalogue(self.root, {run.dataset_id: dataset}, warnings)
 
     def tree_url(self, data_url: str) -> str:
         """Where the browser reads the data tree, for a request whose ``/data`` is

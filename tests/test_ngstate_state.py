@@ -240,13 +240,23 @@ def test_cli_unknown_run_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFix
     tree = Tree(tmp_path)
     tree.build()
     assert cli.main(["state", str(tree.data), "10000", "nope"]) != 0
-    assert "unknown run 'nope'" in capsys.readouterr().err
+    assert "unknown run nope in dataset 10000 (known: TS_026)" in capsys.readouterr().err
 
 
 def test_cli_export_states(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tree = _basic(Tree(tmp_path))
     tree.build()
-    assert cli.main(["export-states", str(tree.data), "--out", str(tree.out)]) == 0
+    base = ["export-states", str(tree.data), "--out", str(tree.out)]
+    # Without data_url the files would point at this machine: refused unless asked for.
+    assert cli.main(base) == 2
+    assert "data_url is not set" in capsys.readouterr().err
+    assert not list(tree.out.rglob("*-neuroglancer_config.json"))
+    assert cli.main([*base, "--data-url", "https://files.example.org/"]) == 0
+    files = list(tree.out.rglob("*-neuroglancer_config.json"))
+    source = json.loads(files[0].read_text())["layers"][0]["source"]
+    assert source.startswith("zarr://https://files.example.org/10000/")
+    capsys.readouterr()
+    assert cli.main([*base, "--local-urls"]) == 0
     files = list(tree.out.rglob("*-neuroglancer_config.json"))
     assert [f.name for f in files] == ["100-neuroglancer_config.json"]
     assert "NeuroglancerPrecompute" in str(files[0])

@@ -106,7 +106,7 @@ def test_state_and_export_states_read_a_bucket_tree(
     assert all(public in u for u in urls(there))
     assert cli(["state", url, DATASET, "TS_404"]) == 2
 
-    assert cli(["export-states", str(local_root)]) == 0
+    assert cli(["export-states", str(local_root), "--local-urls"]) == 0
     assert cli(["export-states", url]) == 0
     written = {
         k: v for k, v in remote_hashes(s3, BUCKET, "tree").items() if k.endswith("_config.json")

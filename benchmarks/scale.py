@@ -7,6 +7,8 @@ Sections:
   go after ``--``).
 * ``tree``: a metadata-only tree of 100 datasets x 300 runs: main's full scan against the
   index build, refresh and lazy dataset load (:mod:`benchmarks.scale_tree`).
+* ``serve``: gunicorn over that tree and over 3 runs: start-up, cold and warm ``/view``,
+  ``/`` and a dataset page, worker memory; ours and main's (:mod:`benchmarks.scale_serve`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SECTIONS = {"volumes": "benchmarks.scale_volumes", "tree": "benchmarks.scale_tree"}
+SECTIONS = {
+    "volumes": "benchmarks.scale_volumes",
+    "tree": "benchmarks.scale_tree",
+    "serve": "benchmarks.scale_serve",
+}
 
 
 def main(argv: list[str]) -> int:

@@ -36,9 +36,14 @@ def write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def json_bytes(obj: Any) -> bytes:
+    """Deterministic JSON: sorted keys, 2-space indent, trailing newline."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
 def write_json(path: Path, obj: Any) -> None:
-    """Deterministic JSON (sorted keys, 2-space indent, trailing newline), written atomically."""
-    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """:func:`json_bytes` of ``obj``, written atomically."""
+    write_bytes(path, json_bytes(obj))
 
 
 @contextlib.contextmanager

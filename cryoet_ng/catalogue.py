@@ -43,7 +43,7 @@ import msgspec
 from cryoet_ng import metadata
 from cryoet_ng.store import Location, StoreError, TreePath, TreeStore, open_store, tree_path
 from cryoet_ng.treescan import CatalogueWarning as CatalogueWarning
-from cryoet_ng.treescan import Record, scan_records
+from cryoet_ng.treescan import Record, Scanner, is_run, scan_records
 
 if TYPE_CHECKING:
     from cryoet_ng.index import TreeIndex
@@ -318,15 +318,17 @@ class Catalogue:
         root: str | Path,
         datasets: list[str] | None = None,
         runs: list[str] | None = None,
+        index_root: str | Path | None = None,
     ) -> Catalogue:
         """Read the tree at ``root`` (a folder or URL), optionally only the named datasets
-        and runs. An ``http(s)://`` tree cannot be listed: its published index is read."""
+        and runs. An ``http(s)://`` tree cannot be listed: its published index is read from
+        ``index_root`` when one is there, else from beside the tree."""
         try:
             store = open_store(root)
         except StoreError as exc:
             return cls(Path(str(root)), {}, [CatalogueWarning(Path(str(root)), exc.reason)])
         if not store.can_list:
-            return cls.from_index(store, store, datasets, runs)
+            return cls.from_index(store, _index_store(store, index_root), datasets, runs)
         records, warnings = scan_records(store, datasets, runs)
         return cls.from_records(store, records, warnings)
 
@@ -388,6 +390,36 @@ class Catalogue:
         catalogue.index = index
         return catalogue
 
+    @staticmethod
+    def scan_run(
+        store: TreeStore, dataset_id: str, run_name: str
+    ) -> tuple[Run | None, list[CatalogueWarning]]:
+        """One run read live (its listings and metadata files, nothing else of the tree):
+        None when there is no such run folder."""
+        key = f"{dataset_id}/{run_name}"
+        warnings: list[CatalogueWarning] = []
+        try:
+            run_record = Scanner(store).run_record(key, None)
+        except StoreError as exc:
+            warnings.append(CatalogueWarning(tree_path(store, key), f"cannot list: {exc.reason}"))
+            return None, warnings
+        if not is_run(run_record):
+            return None, warnings
+        record = {"dataset": dataset_id, "metadata": {}, "runs": {run_name: run_record}}
+        return Catalogue.build_run(store, record, run_name)
+
+    @staticmethod
+    def build_run(
+        store: TreeStore, record: Record, run_name: str
+    ) -> tuple[Run, list[CatalogueWarning]]:
+        """One run of a dataset record (:mod:`cryoet_ng.treescan`), and its warnings."""
+        warnings: list[CatalogueWarning] = []
+        dataset_id = record["dataset"]
+        builder = _RunBuilder(
+            Builder(store, warnings), f"{dataset_id}/{run_name}", record["runs"][run_name]
+        )
+        return builder.build(dataset_id, run_name), warnings
+
     def run(self, dataset_id: str, run_name: str) -> Run | None:
         dataset = self.datasets.get(dataset_id)
         return dataset.runs.get(run_name) if dataset else None
@@ -412,6 +444,21 @@ class Catalogue:
             return path.relative_to(self.root)
         assert isinstance(self.root, Path)
         return path.resolve().relative_to(self.root).as_posix()
+
+
+def _index_store(data_store: TreeStore, index_root: str | Path | None) -> TreeStore:
+    """Where the index of ``data_store`` is: ``index_root`` when it holds one, else beside
+    the tree."""
+    from cryoet_ng.index import TOP
+
+    if index_root is not None:
+        candidate = open_store(index_root)
+        try:
+            if candidate.head(TOP) is not None:
+                return candidate
+        except StoreError:
+            pass
+    return data_store
 
 
 def _num(text: str) -> tuple[int, str]:

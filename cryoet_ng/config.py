@@ -23,6 +23,8 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from cryoet_ng.store import TreePath, is_url, open_store, tree_path
+
 ENV_PREFIX = "CRYOET_NG__"
 # Shipped inside the package, so an installed cryoet-ng finds it; generated from the
 # dataclasses below (:func:`default_yaml`), which hold every default once.
@@ -236,11 +238,17 @@ class MeshConfig:
 class Config:
     """cryoet-ng configuration."""
 
-    data_root: Path = field(
-        metadata={"doc": "Portal-layout data tree (datasets/runs/Reconstructions/...). Required."}
+    data_root: Path | str = field(
+        metadata={
+            "doc": "Portal-layout data tree (datasets/runs/Reconstructions/...): a folder, or "
+            "s3://bucket/prefix, gs://bucket/prefix, https://host/prefix (with its published "
+            "index). Required."
+        }
     )
-    output_root: Path | None = _doc(
-        None, "Where precompute outputs go; null = inside the data tree, as the portal does."
+    output_root: Path | str | None = _doc(
+        None,
+        "Where precompute outputs go (a folder or an s3://, gs:// URL); null = inside the data "
+        "tree, as the portal does.",
     )
     data_url: str | None = _doc(
         None,
@@ -260,8 +268,19 @@ class Config:
     source: str = field(default="<defaults>", compare=False)
 
     @property
-    def out_root(self) -> Path:
+    def out_root(self) -> Path | str:
+        """The output root: a folder, or a URL (str) on an object store."""
         return self.output_root if self.output_root is not None else self.data_root
+
+    @property
+    def data_tree(self) -> TreePath:
+        """The data root as catalogue items carry paths (a resolved Path, or a Location)."""
+        return tree_path(open_store(self.data_root), "")
+
+    @property
+    def out_tree(self) -> TreePath:
+        """The output root as :class:`cryoet_ng.layout.Layout` takes it."""
+        return tree_path(open_store(self.out_root), "")
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -372,7 +391,9 @@ def _raw(value: Any) -> Any:
     return value
 
 
-def _resolve(path: Path, base: Path) -> Path:
+def _resolve(path: Path | str, base: Path) -> Path | str:
+    if isinstance(path, str):
+        return path  # a URL
     path = path.expanduser()
     return path if path.is_absolute() else (base / path).resolve()
 
@@ -445,6 +466,8 @@ def _coerce(
     if hint is Path:
         if not isinstance(value, str | Path):
             raise ConfigError(f"{source}: '{key}' must be a path string, got {value!r}")
+        if is_url(value):  # `Path | str` fields take it as the str
+            raise ConfigError(f"{source}: '{key}' must be a local path, got the URL {value!r}")
         return Path(value)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):

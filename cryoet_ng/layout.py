@@ -24,13 +24,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 from cryoet_ng.catalogue import voxel_spacing_dirname
+from cryoet_ng.store import Location, TreePath
 
 if TYPE_CHECKING:
     from cryoet_ng.catalogue import Annotation, Run, Tomogram
 
+P = TypeVar("P", Path, Location)
 RECONSTRUCTIONS = "Reconstructions"
 PRECOMPUTE_DIR = "NeuroglancerPrecompute"
 SUMMARY_SUFFIX = ".summary.json"
@@ -47,74 +49,95 @@ def output_name(annotation: Annotation, output_type: str) -> str:
     return f"{annotation.id}-{annotation.stem}_{output_type.lower()}"
 
 
-def summary_path(output: Path) -> Path:
+@overload
+def summary_path(output: Path) -> Path: ...
+@overload
+def summary_path(output: Location) -> Location: ...
+@overload
+def summary_path(output: TreePath) -> TreePath: ...
+def summary_path(output: TreePath) -> TreePath:
     """The summary of ``.../NeuroglancerPrecompute/<name>/`` is ``.../<name>.summary.json``."""
     return output.with_name(output.name + SUMMARY_SUFFIX)
 
 
-def failure_path(summary: Path) -> Path:
+@overload
+def failure_path(summary: Path) -> Path: ...
+@overload
+def failure_path(summary: Location) -> Location: ...
+@overload
+def failure_path(summary: TreePath) -> TreePath: ...
+def failure_path(summary: TreePath) -> TreePath:
     """``<name>.summary.json`` -> ``<name>.failed.json``: the failure record of that job."""
     name = summary.name
     stem = name[: -len(SUMMARY_SUFFIX)] if name.endswith(SUMMARY_SUFFIX) else name
     return summary.with_name(stem + FAILURE_SUFFIX)
 
 
-def is_summary(path: Path) -> bool:
+def is_summary(path: TreePath) -> bool:
     return path.name.endswith(SUMMARY_SUFFIX)
 
 
-def output_of_summary(summary: Path) -> Path:
+def output_of_summary(summary: P) -> P:
     """The output folder a summary describes (none exists for a tomogram's summary)."""
     return summary.with_name(summary.name[: -len(SUMMARY_SUFFIX)])
 
 
+def layout_of(root: TreePath) -> AnyLayout:
+    """The layout of an output root of either kind."""
+    # Both branches are needed: each fixes Layout's type parameter for mypy.
+    return Layout(root) if isinstance(root, Path) else Layout(root)  # noqa: RUF034
+
+
 @dataclass(frozen=True)
-class Layout:
-    """Every output path under one output root."""
+class Layout(Generic[P]):
+    """Every output path under one output root: a folder (``Layout[Path]``, as precompute
+    writes it) or a :class:`~cryoet_ng.store.Location` on an object store (read by the
+    state builders); every path has the root's type."""
 
-    out_root: Path
+    out_root: P
 
-    def spacing_dir(self, run: Run, spacing: float) -> Path:
+    def spacing_dir(self, run: Run, spacing: float) -> P:
         """``<out>/<dataset>/<run>/Reconstructions/VoxelSpacing<vs>``."""
-        return (
-            self.out_root
-            / run.dataset_id
-            / run.name
-            / RECONSTRUCTIONS
-            / voxel_spacing_dirname(spacing)
-        )
+        path = self.out_root / run.dataset_id / run.name / RECONSTRUCTIONS
+        return path / voxel_spacing_dirname(spacing)
 
-    def precompute_dir(self, run: Run, spacing: float) -> Path:
+    def precompute_dir(self, run: Run, spacing: float) -> P:
         """``<spacing dir>/NeuroglancerPrecompute``: every output of one run and spacing."""
         return self.spacing_dir(run, spacing) / PRECOMPUTE_DIR
 
-    def annotation_output(self, run: Run, annotation: Annotation, output_type: str) -> Path:
+    def annotation_output(self, run: Run, annotation: Annotation, output_type: str) -> P:
         """Output folder of one annotation file's conversion (see the module docstring)."""
         folder = self.precompute_dir(run, annotation.voxel_spacing)
         return folder / output_name(annotation, output_type)
 
-    def oriented_mesh_output(self, run: Run, annotation: Annotation) -> Path:
+    def oriented_mesh_output(self, run: Run, annotation: Annotation) -> P:
         """``<annotation_id>-<slug>-<version>_orientedmesh/``: particle models at the picks."""
         return self.annotation_output(run, annotation, ORIENTED_MESH)
 
-    def annotation_summary(self, run: Run, annotation: Annotation, output_type: str) -> Path:
+    def annotation_summary(self, run: Run, annotation: Annotation, output_type: str) -> P:
         return summary_path(self.annotation_output(run, annotation, output_type))
 
-    def tomogram_summary(self, run: Run, tomogram: Tomogram) -> Path:
+    def tomogram_summary(self, run: Run, tomogram: Tomogram) -> P:
         """``<tomogram_id>-tomogram.summary.json``: contrast limits and statistics."""
         folder = self.precompute_dir(run, tomogram.voxel_spacing)
         return folder / f"{tomogram.id}{TOMOGRAM_SUMMARY}"
 
-    def state_file(self, run: Run, tomogram: Tomogram) -> Path:
+    def state_file(self, run: Run, tomogram: Tomogram) -> P:
         """``<tomogram_id>-neuroglancer_config.json``, as the portal writes it."""
-        return self.precompute_dir(run, tomogram.voxel_spacing) / f"{tomogram.id}{STATE_FILE}"
+        folder = self.precompute_dir(run, tomogram.voxel_spacing)
+        return folder / f"{tomogram.id}{STATE_FILE}"
 
     def precompute_dirs(self) -> Iterator[Path]:
         """Every ``NeuroglancerPrecompute`` folder under the root, in sorted order, without
         descending into data folders (``*.zarr``) or into the precompute folders."""
+        if not isinstance(self.out_root, Path):
+            raise TypeError(f"{self.out_root}: only a local output root can be walked")
         for folder, dirs, _ in os.walk(self.out_root):
             if os.path.basename(folder) == PRECOMPUTE_DIR:
                 dirs.clear()
                 yield Path(folder)
                 continue
             dirs[:] = sorted(d for d in dirs if not d.endswith(".zarr"))
+
+
+AnyLayout = Layout[Path] | Layout[Location]

@@ -193,7 +193,7 @@ class Scanner:
         records = self._map(scan, keys, names)
         new_runs = dict(old_runs) if runs else {}
         for name, record in zip(names, records, strict=True):
-            if _is_run(record):
+            if is_run(record):
                 new_runs[name] = record
             else:
                 new_runs.pop(name, None)
@@ -234,7 +234,7 @@ class Scanner:
         return sorted(ids), []
 
 
-def _is_run(record: Record) -> bool:
+def is_run(record: Record) -> bool:
     """A run folder has run_metadata.json or a layout folder (Images/ and such are not)."""
     return bool(record["folders"]) or any(f[0] == "run_metadata.json" for f in record["files"])
 

@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 from cryoet_ng.catalogue import Catalogue, Run, Tomogram
 from cryoet_ng.config import Config, LayerStyle, SelectionConfig
-from cryoet_ng.layout import Layout, failure_path
+from cryoet_ng.layout import AnyLayout, failure_path, layout_of
+from cryoet_ng.store import TreePath, public_url, relative_key
 from ngstate import colors, layers
 from ngstate.candidates import Candidate, LeftOut, gather, numeric_id
 from ngstate.curation import Curation, curation
@@ -27,8 +28,8 @@ class NotFoundError(LookupError):
 @dataclass(frozen=True)
 class StateOptions:
     data_url: str  # URL prefix of the data tree as the browser sees it, no trailing slash
-    out_root: Path  # precompute outputs + summaries
-    data_root: Path
+    out_root: TreePath  # precompute outputs + summaries (a folder or on a store)
+    data_root: TreePath
     out_url: str | None = None  # URL prefix of out_root when it differs; None = data_url
     style: LayerStyle = field(default_factory=LayerStyle)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
@@ -37,22 +38,29 @@ class StateOptions:
     def from_config(
         cls, config: Config, data_url: str | None = None, out_url: str | None = None
     ) -> StateOptions:
-        """``data_url``: explicit, else ``config.data_url``, else this server's ``/data``."""
+        """``data_url``: explicit, else ``config.data_url``, else the public URL of a tree on
+        an object store, else this server's ``/data``. ``out_url``: explicit, else the
+        public URL of outputs on an object store apart from the tree, else ``data_url``."""
         url = (
-            data_url or config.data_url or f"http://{config.server.host}:{config.server.port}/data"
+            data_url
+            or config.data_url
+            or public_url(config.data_root)
+            or f"http://{config.server.host}:{config.server.port}/data"
         )
+        if out_url is None and str(config.out_root) != str(config.data_root):
+            out_url = public_url(config.out_root)
         return cls(
             data_url=url.rstrip("/"),
-            out_root=config.out_root,
-            data_root=config.data_root,
+            out_root=config.out_tree,
+            data_root=config.data_tree,
             out_url=out_url.rstrip("/") if out_url else None,
             style=config.layers,
             selection=config.selection,
         )
 
     @property
-    def layout(self) -> Layout:
-        return Layout(self.out_root)
+    def layout(self) -> AnyLayout:
+        return layout_of(self.out_root)
 
 
 @dataclass
@@ -178,7 +186,7 @@ def _annotation_layer(
     c: Candidate, visible: bool, colour: str, tomogram: Tomogram, options: StateOptions
 ) -> dict[str, Any]:
     prefix = options.out_url or options.data_url
-    url = "precomputed://" + _url(prefix, c.output.relative_to(options.out_root).as_posix())
+    url = "precomputed://" + _url(prefix, relative_key(c.output, options.out_root))
     transform = layers.source_transform(c.annotation.voxel_spacing, tomogram.voxel_spacing)
     common: dict[str, Any] = {
         "name": c.name,

@@ -25,7 +25,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Protocol
 
 from cryoet_ng.about import SEPARATOR, About, name_words, shape_word
@@ -38,7 +37,7 @@ from cryoet_ng.catalogue import (
     Tomogram,
 )
 from cryoet_ng.failures import FailureRecord
-from cryoet_ng.layout import Layout
+from cryoet_ng.layout import layout_of
 from cryoet_ng.store import TreePath
 from cryoet_ng.summaries import Summary
 from ngstate.inputs import FileInput, state_inputs
@@ -182,7 +181,7 @@ class Candidate:
     file: AnnotationFile
     # point, orientedpoint, segmentation, instancesegmentation, mesh, orientedmesh
     layer_type: str
-    output: Path
+    output: TreePath
     summary: Summary | None
     summary_note: str | None  # why there is no usable summary
     properties: frozenset[str]  # annotation property ids in the output's info
@@ -360,7 +359,7 @@ def _layer_type(entry: FileInput, summary: Summary | None) -> str:
 
 
 def _read_summary(
-    reader: SummaryReader, path: Path, expected: tuple[str, ...]
+    reader: SummaryReader, path: TreePath, expected: tuple[str, ...]
 ) -> tuple[Summary | None, str | None]:
     try:
         summary = reader.summary(path)
@@ -381,7 +380,7 @@ def _merge_flags(a: bool | None, b: bool | None) -> bool | None:
     return False if a is False or b is False else None
 
 
-def _failure(reader: SummaryReader, record: Path) -> FailureRecord | None:
+def _failure(reader: SummaryReader, record: TreePath) -> FailureRecord | None:
     try:
         return reader.failure(record)
     except (ValueError, OSError):
@@ -389,7 +388,7 @@ def _failure(reader: SummaryReader, record: Path) -> FailureRecord | None:
 
 
 def gather(
-    run: Run, tomogram: Tomogram, out_root: Path, reader: SummaryReader | None = None
+    run: Run, tomogram: Tomogram, out_root: TreePath, reader: SummaryReader | None = None
 ) -> Gathered:
     """Candidates of the tomogram's annotations, and what was left out and why.
 
@@ -397,7 +396,7 @@ def gather(
     failure records are read through ``reader`` (default: a fresh, unshared one).
     """
     reader = reader if reader is not None else SummaryReader()
-    inputs = state_inputs(run, tomogram, Layout(out_root))
+    inputs = state_inputs(run, tomogram, layout_of(out_root))
     candidates: list[Candidate] = []
     left_out: list[LeftOut] = []
     messages: list[str] = []

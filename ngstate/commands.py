@@ -28,38 +28,45 @@ from cryoet_ng.commands import (
     run_names,
 )
 from cryoet_ng.config import Config, with_overrides
+from cryoet_ng.store import is_url
 
 if TYPE_CHECKING:
     from ngstate.api import BuiltState
 
 
+ROOT_HELP = "folder, s3://, gs:// or https:// URL (https: with its published index)"
+OUT_HELP = "precompute output root: folder, s3:// or gs:// URL (default: the data tree)"
+
+
 @dataclass(frozen=True)
 class StateCommandOptions:
-    data_root: Path
+    data_root: str  # a folder or URL
     dataset: str
     run: str
     tomogram: str | None  # None: the run's default tomogram
     explain: bool
-    out: Path | None  # precompute output root; None: the configured one
+    out: str | None  # precompute output root (folder or URL); None: the configured one
 
 
 def add_state_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data_root", type=Path, metavar="DATA_ROOT")
+    parser.add_argument("data_root", metavar="DATA_ROOT", help=ROOT_HELP)
     parser.add_argument("dataset", metavar="DATASET")
     parser.add_argument("run", metavar="RUN")
     parser.add_argument("--tomogram", metavar="ID", help="tomogram id (default: the run's default)")
     parser.add_argument("--explain", action="store_true", help="print the layer decisions instead")
-    parser.add_argument("--out", type=Path, help="precompute output root (default: the data tree)")
+    parser.add_argument("--out", metavar="OUT_ROOT", help=OUT_HELP)
 
 
-def _roots(config: Config, data_root: Path, out: Path | None) -> Config:
-    return with_overrides(
-        config,
-        {
-            "data_root": str(data_root.resolve()),
-            "output_root": None if out is None else str(out.resolve()),
-        },
-    )
+def _root(text: str) -> str:
+    return text if is_url(text) else str(Path(text).resolve())
+
+
+def _roots(config: Config, data_root: str, out: str | None) -> Config:
+    """The configuration with the command's roots; a URL tree's outputs are beside it."""
+    output = config.output_root if out is None else _root(out)
+    if out is None and is_url(data_root):
+        output = None
+    return with_overrides(config.replace(output_root=output), {"data_root": _root(data_root)})
 
 
 def run_state(args: argparse.Namespace, config: Config) -> int:
@@ -69,7 +76,9 @@ def run_state(args: argparse.Namespace, config: Config) -> int:
     from ngstate.api import NotFoundError, StateOptions, build_state
 
     # Only the run asked for: warnings about other runs are not this command's business.
-    catalogue = Catalogue.scan(config.data_root, [options.dataset], [options.run])
+    catalogue = Catalogue.scan(
+        config.data_root, [options.dataset], [options.run], index_root=config.out_root
+    )
     root = catalogue.root
     require_selection(
         catalogue,
@@ -116,17 +125,15 @@ def print_explanation(built: BuiltState, out: TextIO) -> None:
 
 @dataclass(frozen=True)
 class ExportOptions:
-    data_root: Path
-    out: Path | None  # where state files go (beside the outputs); None: the configured root
+    data_root: str  # a folder or URL
+    out: str | None  # where state files go (beside the outputs); None: the configured root
     data_url: str | None = None  # None: the configured data_url
     local_urls: bool = False  # write states pointing at this server when data_url is unset
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data_root", type=Path, metavar="DATA_ROOT")
-    parser.add_argument(
-        "--out", type=Path, metavar="OUT_ROOT", help="output root (default: the data tree)"
-    )
+    parser.add_argument("data_root", metavar="DATA_ROOT", help=ROOT_HELP)
+    parser.add_argument("--out", metavar="OUT_ROOT", help=OUT_HELP)
     parser.add_argument(
         "--data-url", metavar="URL", help="public URL of the data tree (overrides data_url)"
     )
@@ -144,19 +151,21 @@ def run_export(args: argparse.Namespace, config: Config) -> int:
     )
     from cryoet_ng import atomic
     from cryoet_ng.catalogue import Catalogue
-    from cryoet_ng.layout import Layout
+    from cryoet_ng.layout import layout_of
+    from cryoet_ng.store import public_url, write_file
     from ngstate.api import StateOptions, build_state
 
     state_options = StateOptions.from_config(config)
-    if config.data_url is None and not options.local_urls:
+    # A tree on an object store has a public URL of its own (StateOptions.from_config).
+    if config.data_url is None and public_url(config.data_root) is None and not options.local_urls:
         raise UsageError(
             "data_url is not set: the state files would point at this machine's server "
             f"({state_options.data_url}/...), which the portal's browsers cannot reach; set "
             "data_url (configuration, CRYOET_NG__DATA_URL or --data-url), or pass "
             "--local-urls to write them anyway"
         )
-    layout = Layout(config.out_root)
-    catalogue = Catalogue.scan(config.data_root)
+    layout = layout_of(config.out_tree)
+    catalogue = Catalogue.scan(config.data_root, index_root=config.out_root)
     require_selection(catalogue)
     written = failed = 0
     for run in catalogue.runs():
@@ -164,7 +173,7 @@ def run_export(args: argparse.Namespace, config: Config) -> int:
             path = layout.state_file(run, tomogram)
             try:
                 built = build_state(catalogue, run.dataset_id, run.name, tomogram.id, state_options)
-                atomic.write_json(path, built.state)
+                write_file(path, atomic.json_bytes(built.state))
             except Exception as exc:  # one tomogram's problem must not stop the others
                 print(f"error: {path}: not written: {type(exc).__name__}: {exc}", file=sys.stderr)
                 failed += 1

@@ -12,10 +12,9 @@ cache rebuilds a state when one of them changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryoet_ng.catalogue import Annotation, AnnotationFile, Run, Tomogram
-from cryoet_ng.layout import ORIENTED_MESH, Layout, failure_path, summary_path
+from cryoet_ng.layout import ORIENTED_MESH, AnyLayout, failure_path, summary_path
 from cryoet_ng.store import TreePath
 
 
@@ -31,14 +30,14 @@ class FileInput:
 
     annotation: Annotation
     file: AnnotationFile
-    output: Path | None  # None: nothing is precomputed from this file
+    output: TreePath | None  # None: nothing is precomputed from this file
     output_type: str = ""  # the shape, or ORIENTED_MESH
 
     @property
     def is_oriented_mesh(self) -> bool:
         return self.output_type == ORIENTED_MESH
 
-    def paths(self) -> tuple[Path, ...]:
+    def paths(self) -> tuple[TreePath, ...]:
         """The output folder, its summary, ``info`` file and failure record (none without an
         output)."""
         if self.output is None:
@@ -50,7 +49,7 @@ class FileInput:
 @dataclass(frozen=True)
 class StateInputs:
     tomograms: tuple[Tomogram, ...]
-    tomogram_summaries: tuple[Path, ...]  # one per tomogram, same order
+    tomogram_summaries: tuple[TreePath, ...]  # one per tomogram, same order
     annotations: tuple[Annotation, ...]  # those shown with the tomogram(s)
     files: tuple[FileInput, ...]  # their files, in annotation and file order
     # Catalogue paths of the run (Locations on an object store), and the precompute
@@ -66,7 +65,7 @@ class StateInputs:
         return tuple(dict.fromkeys(paths))
 
 
-def state_inputs(run: Run, tomogram: Tomogram | None, layout: Layout) -> StateInputs:
+def state_inputs(run: Run, tomogram: Tomogram | None, layout: AnyLayout) -> StateInputs:
     """The inputs of ``tomogram``'s state; with None, of every tomogram's state of ``run``."""
     if tomogram is not None:
         tomograms: tuple[Tomogram, ...] = (tomogram,)
@@ -92,7 +91,7 @@ def state_inputs(run: Run, tomogram: Tomogram | None, layout: Layout) -> StateIn
 
 
 def _file_inputs(
-    run: Run, annotation: Annotation, file: AnnotationFile, layout: Layout
+    run: Run, annotation: Annotation, file: AnnotationFile, layout: AnyLayout
 ) -> tuple[FileInput, ...]:
     if not file.is_precomputable:
         return (FileInput(annotation, file, None, file.shape),)

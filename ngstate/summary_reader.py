@@ -17,15 +17,15 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar, cast
 
 from cryoet_ng.failures import FailureRecord, parse_failure
+from cryoet_ng.store import Location, NotFound, TreePath
 from cryoet_ng.summaries import Summary
 
 T = TypeVar("T")
 MAX_ENTRIES = 4096
-Stamp = tuple[int, int, int]
+Stamp = tuple[int | str, ...]
 
 
 class SummaryReader:
@@ -45,18 +45,18 @@ class SummaryReader:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def summary(self, path: Path) -> Summary | None:
+    def summary(self, path: TreePath) -> Summary | None:
         """The summary at ``path`` (None if absent); ValueError/KeyError if malformed."""
         return self._read(path, _parse_summary)
 
-    def info_properties(self, output: Path) -> frozenset[str]:
+    def info_properties(self, output: TreePath) -> frozenset[str]:
         """Annotation property ids in ``output/info`` (empty when absent or unreadable)."""
         try:
             return self._read(output / "info", _parse_properties) or frozenset()
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return frozenset()
 
-    def failure(self, path: Path) -> FailureRecord | None:
+    def failure(self, path: TreePath) -> FailureRecord | None:
         """The failure record at ``path`` (None if absent); ValueError if malformed."""
         return self._read(path, parse_failure)
 
@@ -64,16 +64,16 @@ class SummaryReader:
         with self._lock:
             self._entries.clear()
 
-    def _read(self, path: Path, parse: Callable[[str], T]) -> T | None:
+    def _read(self, path: TreePath, parse: Callable[[str], T]) -> T | None:
         """``parse(text)`` of the file, or None when it does not exist; parse errors propagate.
 
         Each path is only ever read by one of the methods above, so the path alone is the key.
+        On an object store the stamp is the object's size and ETag (one HEAD request).
         """
-        try:
-            st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
+        stamp = _stamp(path)
+        if stamp is None:
             return None
-        key, stamp = str(path), (st.st_ino, st.st_size, st.st_mtime_ns)
+        key = str(path)
         with self._lock:
             hit = self._entries.get(key)
             if hit is not None and hit[0] == stamp:
@@ -81,7 +81,7 @@ class SummaryReader:
                 return cast(T, hit[1])  # stored by this same parse function
         try:
             value = parse(path.read_text())
-        except FileNotFoundError:
+        except (FileNotFoundError, NotFound):
             return None
         with self._lock:
             self._entries[key] = (stamp, value)
@@ -89,6 +89,18 @@ class SummaryReader:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
         return value
+
+
+def _stamp(path: TreePath) -> Stamp | None:
+    """What changes when the file is replaced (None: no such file)."""
+    if isinstance(path, Location):
+        entry = path.store.head(path.key)
+        return None if entry is None else (entry.size, entry.version)
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _parse_summary(text: str) -> Summary:

@@ -151,7 +151,7 @@ def _note_outcome(out: OutputRoot, job: Job, outcome: Outcome, config: Config) -
 
 
 def failure_record(
-    job: Job, outcome: Outcome, data_root: Path, roots: tuple[Path, ...]
+    job: Job, outcome: Outcome, data_root: Path | str, roots: tuple[Path | str, ...]
 ) -> FailureRecord:
     """What ngstate tells people about a failed job: no machine-local paths (``roots`` are
     cut from the message; the file is named relative to ``data_root``)."""
@@ -159,7 +159,8 @@ def failure_record(
     # The job's own input may lie on a store (a URL that Path would mangle).
     failed: TreePath = job.source if error.file == str(job.source) else Path(error.file)
     message = error.message
-    for root in sorted({str(r.resolve()) for r in roots}, key=len, reverse=True):
+    texts = {str(r.resolve()) if isinstance(r, Path) else r for r in roots}
+    for root in sorted(texts, key=len, reverse=True):
         message = message.replace(f"{root}/", "").replace(root, ".")
     return FailureRecord(
         job=outcome.job,

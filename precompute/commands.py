@@ -5,7 +5,7 @@ precompute: 0 when every job is done or skipped and every input's metadata was r
 2 before anything starts when the data root is missing or not a portal tree, a
 ``--datasets``/``--runs`` id is unknown, the output root cannot be used, or another batch
 holds it past ``--lock-wait``. validate: 0 when every output reads back correctly, 1 on any
-problem, 2 for a root that is not a local folder.
+problem, 2 for a local root that is not a folder or an object-store root that cannot be read.
 """
 
 from __future__ import annotations
@@ -123,24 +123,33 @@ class ValidateOptions:
 
 
 def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out_root", type=str, metavar="OUT_ROOT")
+    parser.add_argument(
+        "out_root", type=str, metavar="OUT_ROOT", help="folder, s3://, gs:// or https:// URL"
+    )
 
 
 def run_validate(args: argparse.Namespace, config: Config) -> int:
     options = parse_options(ValidateOptions, args)
-    if "://" in options.out_root:
-        raise UsageError(f"{options.out_root}: only local output roots can be validated")
-    from precompute.validate import validate_tree
+    from cryoet_ng.store import StoreError, is_url
+    from precompute.validate import validate_remote, validate_tree
 
-    # Resolved first: the walk compares paths it finds with paths built from the root.
-    root = Path(options.out_root).expanduser().resolve()
-    if not root.is_dir():
-        raise UsageError(f"{root}: not a folder")
-    checked, problems = validate_tree(root)
-    for problem in problems:
-        print(problem)
-    print(f"{checked} outputs checked under {root}, {len(problems)} problems")
-    return 1 if problems else 0
+    if is_url(options.out_root):
+        try:
+            checked, lines = validate_remote(options.out_root)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from exc
+        shown = options.out_root
+    else:
+        # Resolved first: the walk compares paths it finds with paths built from the root.
+        root = Path(options.out_root).expanduser().resolve()
+        if not root.is_dir():
+            raise UsageError(f"{root}: not a folder")
+        checked, problems = validate_tree(root)
+        shown, lines = str(root), [str(p) for p in problems]
+    for line in lines:
+        print(line)
+    print(f"{checked} outputs checked under {shown}, {len(lines)} problems")
+    return 1 if lines else 0
 
 
 COMMANDS = (

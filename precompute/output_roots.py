@@ -140,11 +140,13 @@ class StagedRoot:
 
 
 @contextlib.contextmanager
-def open_output_root(out: str | None, default: Path) -> Iterator[OutputRoot]:
-    """The output root named by ``--out`` (default: the configured root)."""
-    if out is None:
+def open_output_root(out: str | None, default: Path | str) -> Iterator[OutputRoot]:
+    """The output root named by ``--out`` (default: the configured root, a folder or URL)."""
+    if out is None and isinstance(default, Path):
         yield LocalRoot(default.resolve())
-    elif out.startswith(OBJECT_STORE_SCHEMES):
+        return
+    out = out if out is not None else str(default)
+    if out.startswith(OBJECT_STORE_SCHEMES):
         staging = os.environ.get("CRYOET_NG_STAGING")  # default: the system temp folder
         with tempfile.TemporaryDirectory(prefix="cryoet-ng-staging-", dir=staging) as tmp:
             yield StagedRoot(out, Path(tmp))

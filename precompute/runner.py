@@ -59,11 +59,13 @@ def run_job(job: Job, config: Config) -> Summary:
     return job.convert(config)
 
 
-def relative_to_root(path: TreePath, root: Path) -> str:
+def relative_to_root(path: TreePath, root: Path | str) -> str:
     """``path`` relative to ``root`` in posix form; its name alone when it lies elsewhere
     (a store Location's key is already relative to the data root)."""
     if isinstance(path, Location):
         return path.key
+    if not isinstance(root, Path):
+        return path.name
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import numpy as np
 
 from cryoet_ng.atomic import TMP_PREFIX
 from cryoet_ng.layout import PRECOMPUTE_DIR, Layout, is_summary, output_of_summary, summary_path
+from cryoet_ng.store import open_store
 from cryoet_ng.summaries import Summary
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,24 @@ class Problem:
 
 class Invalid(Exception):
     """One check failed; the message is the reason."""
+
+
+def validate_remote(url: str) -> tuple[int, list[str]]:
+    """:func:`validate_tree` of an output root on an object store: its
+    ``NeuroglancerPrecompute`` folders are copied to a temporary folder (streamed, one
+    object at a time) and checked there by the same readers; problems name the URLs."""
+    store = open_store(url)
+    marker = f"/{PRECOMPUTE_DIR}/"
+    with tempfile.TemporaryDirectory(prefix="cryoet-ng-validate-") as tmp:
+        local = Path(tmp)
+        for entry in store.list_tree(""):
+            if marker in f"/{entry.key}":
+                dest = local / entry.key
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                store.download(entry.key, dest)
+        checked, problems = validate_tree(local)
+        prefix = store.url.rstrip("/")
+        return checked, [str(p).replace(str(local), prefix, 1) for p in problems]
 
 
 def validate_tree(root: Path) -> tuple[int, list[Problem]]:

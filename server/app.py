@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -62,9 +63,9 @@ def create_app(
     app.jinja_env.lstrip_blocks = True
     app.config["EVENT_STREAM_SECONDS"] = event_stream_seconds
     app.config["EVENT_HEARTBEAT_SECONDS"] = event_heartbeat_seconds
-    roots = [config.data_root.resolve()]
-    if config.out_root.resolve() != roots[0]:
-        roots.append(config.out_root.resolve())
+    # /data serves the local roots (a tree on an object store is read from the store).
+    roots = [r.resolve() for r in (config.data_tree, config.out_tree) if isinstance(r, Path)]
+    roots = list(dict.fromkeys(roots))
     shared = Services(
         config=config,
         states=states if states is not None else StateService(config),

@@ -17,22 +17,37 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryoet_ng.commands import Command, UsageError, parse_options, require_selection
+from cryoet_ng.commands import Command, UsageError, parse_options
 from cryoet_ng.config import Config, with_overrides
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ServeOptions:
-    data_root: Path | None  # None: the configured data root
+    data_root: str | None  # a folder or URL; None: the configured data root
     host: str | None
     port: int | None
+    out: str | None = None  # output root (folder or URL); None: the configured one
+    list_runs: int = 20
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-root", type=Path, help="data tree (overrides the configuration)")
+    parser.add_argument(
+        "--data-root",
+        help="data tree: folder, s3://, gs:// or https:// URL (overrides the configuration)",
+    )
+    parser.add_argument(
+        "--out", metavar="OUT_ROOT", help="precompute output root: folder, s3:// or gs:// URL"
+    )
+    parser.add_argument(
+        "--list-runs", type=int, default=20, metavar="N", help="View Tomogram links printed"
+    )
     parser.add_argument("--host", help="listen address")
     parser.add_argument("--port", type=int, help="listen port")
 
@@ -56,32 +71,63 @@ def check_port(host: str, port: int) -> None:
 def run_serve(args: argparse.Namespace, config: Config) -> int:
     """Serve until interrupted."""
     options = parse_options(ServeOptions, args)
+    from cryoet_ng.store import is_url
+
+    def root(text: str | None) -> str | None:
+        return text if text is None or is_url(text) else str(Path(text).resolve())
+
+    if options.data_root is not None and is_url(options.data_root) and options.out is None:
+        config = config.replace(output_root=None)  # a URL tree's outputs are beside it
+    overrides = {"data_root": root(options.data_root), "output_root": root(options.out)}
     config = with_overrides(
-        config,
-        {
-            "data_root": None if options.data_root is None else str(options.data_root.resolve()),
-            "server.host": options.host,
-            "server.port": options.port,
-        },
+        config, {**overrides, "server.host": options.host, "server.port": options.port}
     )
-    from cryoet_ng.catalogue import Catalogue
     from server.app import create_app
 
     host, port = config.server.host, config.server.port
     check_port(host, port)  # before building anything or printing any URL
-    catalogue = Catalogue.scan(config.data_root)
-    require_selection(catalogue)
     app = create_app(config)
+    _require_tree(app)
     log.info("data root %s, outputs %s", config.data_root, config.out_root)
     base = f"http://{host}:{port}"
     print(f"View Tomogram service on {base}/ (development server; Ctrl-C stops it)", flush=True)
-    for run in catalogue.runs():
-        if run.tomograms:
-            name = f"{run.dataset_id}/{run.name}"
-            print(f"  View Tomogram {name}: {base}/view/{name}")
-    sys.stdout.flush()
+    _print_links(app, base, options.list_runs)
     app.run(host=host, port=port, threaded=True, use_reloader=False)
     return 0
+
+
+def _require_tree(app: Flask) -> None:
+    """:class:`UsageError` when the data root is missing or not a portal tree: one listing
+    of the root (or the index's top file), not a scan of the tree."""
+    from server.services import services
+
+    with app.app_context():
+        tree = services().states.tree
+        if not tree.dataset_ids():
+            reason = tree.warnings[0].message if tree.warnings else "no dataset folders"
+            raise UsageError(f"{tree.root}: {reason}")
+
+
+def _print_links(app: Flask, base: str, limit: int) -> None:
+    """The first ``limit`` runs' View Tomogram links, from the index or the listings."""
+    from server.services import services
+
+    with app.app_context():
+        tree = services().states.tree
+        printed = 0
+        for dataset_id in tree.dataset_ids():
+            info = tree.dataset(dataset_id)
+            for run in info.runs if info is not None else ():
+                if printed >= limit:
+                    print(f"  ... (every run: {base}/)")
+                    sys.stdout.flush()
+                    return
+                if run.tomograms != 0:
+                    name = f"{dataset_id}/{run.name}"
+                    print(f"  View Tomogram {name}: {base}/view/{name}")
+                    printed += 1
+        for warning in tree.warnings:
+            print(f"  warning: {warning}")
 
 
 COMMANDS = (

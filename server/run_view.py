@@ -153,5 +153,5 @@ def run_view(catalogue: Catalogue, run: Run, encoded: EncodedState, data_url: st
     )
 
 
-def failed_run(run: Run, problem: str) -> RunView:
-    return RunView(run.dataset_id, run.name, None, None, None, [], [], problem)
+def failed_run(dataset_id: str, run_name: str, problem: str) -> RunView:
+    return RunView(dataset_id, run_name, None, None, None, [], [], problem)

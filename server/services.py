@@ -8,6 +8,7 @@ helper modules only, never the factory or each other, so the import graph has no
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -40,6 +41,8 @@ def services() -> Services:
 
 
 def neuroglancer_client_dir() -> Path:
-    import neuroglancer
-
-    return Path(neuroglancer.__file__).resolve().parent / "static" / "client"
+    """Found without importing neuroglancer (which takes seconds: see server.validation)."""
+    spec = importlib.util.find_spec("neuroglancer")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("neuroglancer is not installed")
+    return Path(spec.origin).resolve().parent / "static" / "client"

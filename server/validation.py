@@ -12,9 +12,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import neuroglancer
 import numpy as np
-from neuroglancer.json_wrappers import JsonObjectWrapper
 
 MAX_DEPTH = 40
 _SCALARS = (str, bytes, bool, int, float, np.ndarray, np.generic)
@@ -26,6 +24,11 @@ class InvalidState(ValueError):
 
 def validate_viewer_state(state: dict[str, Any]) -> None:
     """Raise :class:`InvalidState` unless neuroglancer parses every member of ``state``."""
+    # Imported on first use: neuroglancer brings tensorstore and ml_dtypes, about 2.7 s of
+    # a worker's start-up on the loaded 2-core machine (python -X importtime), and only
+    # saving a state needs it.
+    import neuroglancer
+
     try:
         viewer_state = neuroglancer.ViewerState(state)
     except Exception as exc:  # neuroglancer raises TypeError, ValueError, KeyError...
@@ -50,6 +53,9 @@ def _properties(cls: type) -> tuple[str, ...]:
 
 
 def _touch(value: Any, where: str, depth: int) -> None:
+    import neuroglancer  # already loaded by validate_viewer_state: a dictionary lookup
+    from neuroglancer.json_wrappers import JsonObjectWrapper
+
     if depth > MAX_DEPTH:
         raise InvalidState(f"not a Neuroglancer viewer state: {where} nested too deeply")
     if value is None or isinstance(value, _SCALARS):

@@ -37,6 +37,20 @@ def s3_environment(monkeypatch: pytest.MonkeyPatch, endpoint: str, signed: bool 
     forget_stores()
 
 
+@contextmanager
+def s3_buckets(endpoint: str, monkeypatch: pytest.MonkeyPatch, *names: str) -> Iterator[Any]:
+    """A boto3 client of moto's server with the named buckets, emptied and removed after."""
+    import boto3
+
+    s3_environment(monkeypatch, endpoint)
+    client = boto3.client("s3", endpoint_url=endpoint)
+    for name in names:
+        client.create_bucket(Bucket=name)
+    yield client
+    for name in names:
+        empty_bucket(client, name)
+
+
 def upload(client: Any, bucket: str, folder: Path, prefix: str) -> int:
     count = 0
     for path in sorted(folder.rglob("*")):

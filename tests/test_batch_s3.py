@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_support import empty_bucket, local_hashes, remote_hashes, s3_environment
+from store_support import local_hashes, remote_hashes, s3_buckets
 
 from cryoet_ng_cli import main as cli
 
@@ -22,11 +22,8 @@ PREFIX = "precomputed/v1"
 
 @pytest.fixture
 def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    s3_environment(monkeypatch, s3_endpoint)
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
-    client.create_bucket(Bucket=BUCKET)
-    yield client
-    empty_bucket(client, BUCKET)
+    with s3_buckets(s3_endpoint, monkeypatch, BUCKET) as client:
+        yield client
 
 
 def test_s3_output_matches_local_and_resumes(s3, sample_copy: Path, tmp_path: Path) -> None:

@@ -247,13 +247,13 @@ def test_new_run_is_found_and_unknown_runs_do_not_rescan(
     app, root = fresh
     client = app.test_client()
     scans = []
-    real_scan = catalogue_module.Catalogue.scan.__func__  # type: ignore[attr-defined]
+    real_scan = catalogue_module.Catalogue.scan_run
 
-    def counting_scan(cls: type, *args: object, **kwargs: object) -> object:
+    def counting_scan(*args: object, **kwargs: object) -> object:
         scans.append(args)
-        return real_scan(cls, *args, **kwargs)
+        return real_scan(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(catalogue_module.Catalogue, "scan", classmethod(counting_scan))
+    monkeypatch.setattr(catalogue_module.Catalogue, "scan_run", staticmethod(counting_scan))
     for _ in range(5):
         assert client.get(f"/view/{DATASET}/TS_404").status_code == 404
         assert client.get(f"/view/{DATASET}/Images").status_code == 404
@@ -276,6 +276,6 @@ def test_cli_main_runs_the_app_on_the_configured_address(
     seen = {}
     monkeypatch.setattr(Flask, "run", lambda self, **kw: seen.update(kw))
     config = make_config(make_tree(source, tmp_path / "tree"), str(tmp_path / "s"), port=9123)
-    no_flags = argparse.Namespace(data_root=None, host=None, port=None)
+    no_flags = argparse.Namespace(data_root=None, host=None, port=None, out=None, list_runs=20)
     assert run_serve(no_flags, config) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 9123 and seen["threaded"]

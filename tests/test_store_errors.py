@@ -99,7 +99,8 @@ def test_missing_bucket_and_non_portal_prefix(bucket, tmp_path: Path) -> None:
     missing = Catalogue.scan("s3://no-such-bucket/tree")
     assert missing.datasets == {}
     assert "no-such-bucket" in str(missing.warnings[0]) and missing.warnings[0].skipped
-    assert cli(["precompute", "s3://no-such-bucket/tree", "--out", str(tmp_path / "o")]) == 1
+    # A data root that cannot be read stops the batch before it starts (exit 2, issue 16).
+    assert cli(["precompute", "s3://no-such-bucket/tree", "--out", str(tmp_path / "o")]) == 2
     other = Catalogue.scan(f"s3://{BUCKET}/tree/10000/TS_026")  # a run, not a tree
     assert "not a portal data tree" in other.warnings[0].message
     empty = Catalogue.scan(f"s3://{BUCKET}/nothing-here")
@@ -197,3 +198,23 @@ def test_truncated_zarr_chunk_fails_that_job_only(bucket, tmp_path: Path) -> Non
     (failed,) = [j for j in result["jobs"] if j["status"] == "failed"]
     assert "cytoplasm-1.0_segmentationmask.zarr" in failed["error"]["file"]
     assert failed["error"]["file"].startswith(f"s3://{BUCKET}/tree/")
+
+
+def test_local_listing_has_every_file_and_empty_folder(sample_copy: Path) -> None:
+    """The scandir walk of a local tree lists what pathlib finds (files with their sizes,
+    empty folders as ``key/``), and not what a link to a folder outside holds."""
+    from cryoet_ng.store import LocalStore
+
+    run = sample_copy / "10000" / "TS_026"
+    (run / "Reconstructions" / "empty").mkdir()
+    (run / "Reconstructions" / "linked").symlink_to(sample_copy / "10001")
+    expected = {
+        f"{p.relative_to(sample_copy).as_posix()}{'/' if p.is_dir() else ''}": (
+            0 if p.is_dir() else p.stat().st_size
+        )
+        for p in (run / "Reconstructions").rglob("*")
+        if "linked" not in p.parts and (p.is_file() or (p.is_dir() and not any(p.iterdir())))
+    }
+    listed = LocalStore(sample_copy).list_tree("10000/TS_026/Reconstructions")
+    assert {e.key: e.size for e in listed} == expected
+    assert "10000/TS_026/Reconstructions/empty/" in expected

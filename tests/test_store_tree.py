@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from store_support import (
-    empty_bucket,
     http_tree,
     local_hashes,
     outputs,
     remote_hashes,
+    s3_buckets,
     s3_environment,
     upload,
 )
@@ -32,13 +32,8 @@ DATA, OUT = "portal-data", "portal-out"
 
 @pytest.fixture
 def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    s3_environment(monkeypatch, s3_endpoint)
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
-    for bucket in (DATA, OUT):
-        client.create_bucket(Bucket=bucket)
-    yield client
-    for bucket in (DATA, OUT):
-        empty_bucket(client, bucket)
+    with s3_buckets(s3_endpoint, monkeypatch, DATA, OUT) as client:
+        yield client
 
 
 def shape_of(catalogue: Catalogue) -> list[tuple]:

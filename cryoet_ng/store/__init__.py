@@ -53,7 +53,10 @@ __all__ = [
     "kvstore_spec",
     "normalise_key",
     "open_store",
+    "public_url",
+    "relative_key",
     "tree_path",
+    "write_file",
 ]
 
 
@@ -143,6 +146,9 @@ class Location:
     def stem(self) -> str:
         return self.name[: len(self.name) - len(self.suffix)]
 
+    def with_name(self, name: str) -> Location:
+        return self.parent / name
+
     @property
     def parent(self) -> Location:
         return Location(self.root, self.key.rsplit("/", 1)[0] if "/" in self.key else "")
@@ -181,6 +187,35 @@ def tree_path(store: TreeStore, key: str) -> TreePath:
     """The path of ``key`` as catalogue items carry it (local Path, else Location)."""
     local = store.local_path(key)
     return local if local is not None else Location(store.url, key)
+
+
+def relative_key(path: TreePath, root: TreePath) -> str:
+    """``path`` relative to ``root`` with forward slashes (ValueError when it is not under it)."""
+    if isinstance(path, Location):
+        return path.relative_to(root)
+    if not isinstance(root, Path):
+        raise ValueError(f"{path} is not under {root}")
+    return path.relative_to(root).as_posix()
+
+
+def public_url(root: str | Path) -> str | None:
+    """The https URL a browser reads the tree at ``root`` from (anonymously), None for a
+    local folder: ``https://<bucket>.s3.<region>.amazonaws.com/<prefix>`` (path-style
+    under ``AWS_ENDPOINT_URL`` when set), ``https://storage.googleapis.com/<bucket>/<prefix>``,
+    or an http(s) root itself."""
+    if not is_url(root):
+        return None
+    return open_store(root).public_url
+
+
+def write_file(path: TreePath, data: bytes) -> None:
+    """Replace a file atomically, in a folder or on its store."""
+    if isinstance(path, Location):
+        path.store.write(path.key, data)
+    else:
+        from cryoet_ng import atomic
+
+        atomic.write_bytes(path, data)
 
 
 def input_size(path: TreePath) -> int:

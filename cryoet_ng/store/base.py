@@ -82,6 +82,7 @@ class TreeStore(ABC):
 
     url: str
     can_list: bool = True
+    public_url: str | None = None  # where a browser reads the tree (None: not on the web)
 
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()

@@ -6,6 +6,7 @@ an object-store library to read a local tree.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -62,26 +63,40 @@ class LocalStore(TreeStore):
         return Listing(tuple(sorted(folders)), tuple(sorted(files, key=lambda e: e.key)))
 
     def list_tree(self, prefix: str) -> list[Entry]:
-        """Every file under ``prefix``, and every empty folder as a key ending in ``/``."""
+        """Every file under ``prefix``, and every empty folder as a key ending in ``/``.
+
+        ``os.scandir`` carrying each folder's key, not ``os.walk``: the walk's
+        ``os.path.relpath``/``join`` per folder and file were most of a no-op index refresh
+        (a profile of 1,500 runs: 16.5 s of 28 s in this method, 7.7 s of it ``relpath``).
+        """
         self.requests["list"] += 1
         base = prefix.strip("/")
-        top = self._path(base)
         found: list[Entry] = []
-        for folder, dirs, names in os.walk(top):
-            rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
-            rel = "" if rel == "." else rel + "/"
-            if not dirs and not names and rel:
-                # An empty folder: invisible on an object store, but a local tree's
-                # metadata-only copies rely on it (e.g. an empty <run>.zarr placeholder).
-                st = os.stat(folder)
-                found.append(Entry(rel, 0, _version(st)))
-            for name in names:
-                try:
-                    st = os.stat(os.path.join(folder, name))
-                except OSError:
-                    continue
-                found.append(Entry(rel + name, st.st_size, _version(st)))
+        self._walk(str(self._path(base)), f"{base}/" if base else "", found)
         return found
+
+    def _walk(self, folder: str, key: str, found: list[Entry]) -> None:
+        try:
+            with os.scandir(folder) as it:
+                items = list(it)
+        except OSError:
+            return  # missing, or vanished meanwhile: nothing under it
+        if not items and key:
+            # An empty folder: invisible on an object store, but a local tree's
+            # metadata-only copies rely on it (e.g. an empty <run>.zarr placeholder).
+            with contextlib.suppress(OSError):
+                found.append(Entry(key, 0, _version(os.stat(folder))))
+            return
+        for item in items:
+            try:
+                if item.is_dir():
+                    if not item.is_symlink():  # as os.walk: linked folders not descended
+                        self._walk(item.path, f"{key}{item.name}/", found)
+                    continue
+                st = item.stat()
+            except OSError:
+                continue
+            found.append(Entry(key + item.name, st.st_size, _version(st)))
 
     def read(self, key: str, version: str | None = None) -> bytes:
         self.requests["read"] += 1

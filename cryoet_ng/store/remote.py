@@ -101,21 +101,26 @@ class ObjectTreeStore(TreeStore):
         self.scheme = parsed.scheme
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
-        options = client_options(os.environ.get("AWS_ENDPOINT_URL", "") or self.url)
+        endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        region = region or DEFAULT_REGION
+        path = f"/{self.prefix}" if self.prefix else ""
+        options = client_options(endpoint or self.url)
         retry = retry_config()
         self.anonymous = False
         self._store: S3Store | GCSStore | HTTPStore
         if self.scheme == "s3":
             self.anonymous = s3_anonymous()
             extra: dict[str, Any] = {}
-            endpoint = os.environ.get("AWS_ENDPOINT_URL")
             if endpoint:
                 extra["endpoint"] = endpoint
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                self.public_url = f"{endpoint.rstrip('/')}/{self.bucket}{path}"
+            else:
+                self.public_url = f"https://{self.bucket}.s3.{region}.amazonaws.com{path}"
             self._store = S3Store(
                 self.bucket,
                 prefix=self.prefix or None,
-                region=region or DEFAULT_REGION,
+                region=region,
                 skip_signature=self.anonymous,
                 client_options=options,
                 retry_config=retry,
@@ -123,6 +128,7 @@ class ObjectTreeStore(TreeStore):
             )
         elif self.scheme == "gs":
             self.anonymous = not any(os.environ.get(n) for n in _GCS_CREDENTIALS)
+            self.public_url = f"https://storage.googleapis.com/{self.bucket}{path}"
             self._store = GCSStore(
                 self.bucket,
                 prefix=self.prefix or None,
@@ -132,6 +138,7 @@ class ObjectTreeStore(TreeStore):
             )
         elif self.scheme in ("http", "https"):
             self.can_list = False
+            self.public_url = self.url
             self._store = HTTPStore.from_url(
                 self.url, client_options=client_options(self.url), retry_config=retry
             )
@@ -216,8 +223,10 @@ class ObjectTreeStore(TreeStore):
 
     def is_folder(self, key: str) -> bool:
         if not self.can_list:
-            # A zarr group always has .zattrs or .zgroup; a zarr array .zarray.
-            return any(self.head(f"{key}/{name}") for name in (".zattrs", ".zgroup", ".zarray"))
+            # A zarr group always has .zattrs or .zgroup, a zarr array .zarray, a
+            # Neuroglancer precomputed folder info.
+            names = (".zattrs", ".zgroup", ".zarray", "info")
+            return any(self.head(f"{key}/{name}") for name in names)
         return super().is_folder(key)
 
     def write(self, key: str, data: bytes) -> None:

@@ -13,8 +13,9 @@ from cryoet_ng.config import Config, LayerStyle, SelectionConfig
 from cryoet_ng.layout import Layout, failure_path
 from ngstate import colors, layers
 from ngstate.candidates import Candidate, LeftOut, gather, numeric_id
+from ngstate.curation import Curation, curation
 from ngstate.inputs import state_inputs
-from ngstate.selection import Context, Curation, Decision, curation, select
+from ngstate.selection import Context, Decision, select
 from ngstate.state import Camera, viewer_state
 from ngstate.summary_reader import SummaryReader
 
@@ -219,7 +220,7 @@ def build_state(
     gathered = gather(run, tomogram, options.out_root, reader)
     cands = gathered.candidates
     context = Context(gathered.flags, _extent(tomogram))
-    chosen_by = curation(cands, options.selection, context)
+    chosen_by = curation(cands, options.selection, context.flags)
     messages.append(chosen_by.reason)
     messages.extend(gathered.messages)
     decisions = select(cands, options.selection, context)

@@ -1,16 +1,7 @@
 """Which layers are visible by default, and why (README.md, "Default-visible layers").
 
-0. Curation: a tomogram none of whose annotation files is flagged
-   ``is_visualization_default: true`` is *uncurated*, and under ``auto+author`` gets the
-   automatic choice for every layer; any true flag means a person chose, and the flags are
-   honoured (true shown, false hidden, the automatic choice decides the layers without a
-   flag). Evidence: ``false`` is what the portal's ingestion writes when nobody chose (its
-   default), and in the portal's curated dataset configurations 83 of 84 datasets flag at
-   least one source true (69 flag every source true; portal-data-format.md, section 5), so
-   "all false" is, in practice, "nobody chose". Before this rule an uncurated run opened
-   with the tomogram alone: the automatic choice never ran on real portal metadata.
-   ``auto`` ignores the flags, ``author`` uses nothing else (an uncurated run then shows
-   only the tomogram); :class:`Curation` says which case applied.
+0. Curation (:mod:`ngstate.curation`): under ``auto+author`` a tomogram none of whose files
+   is flagged true gets the automatic choice; any true flag means the flags are honoured.
 1. Same object and same shape family (point-like / volume-like): one is shown, the best by
    rank (vetted oriented picks first, then ground truth > curator-recommended >
    manual/hybrid > automated > simulated, then richer shape, newer version). An object is
@@ -63,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cryoet_ng.config import Policy, SelectionConfig
+from cryoet_ng.config import SelectionConfig
 from ngstate import clutter, occlusion
 from ngstate.candidates import (
     GENERIC_MEMBRANE,
@@ -72,6 +63,7 @@ from ngstate.candidates import (
     is_specific_membrane,
     ontology_id,
 )
+from ngstate.curation import curation
 from ngstate.mwis import solve
 
 
@@ -115,65 +107,6 @@ class Context:
     # output; None: the candidates' own flags.
     flags: tuple[bool | None, ...] | None = None
     extent_m: tuple[float, float, float] | None = None  # the tomogram, for the clutter rule
-
-
-@dataclass(frozen=True)
-class Curation:
-    """Whether a person chose the visible layers of this tomogram, and the policy applied."""
-
-    curated: bool
-    policy: Policy  # configured
-    applied: Policy  # what decided
-    flagged: dict[str, int]  # files flagged true, false, absent
-    reason: str
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "curated": self.curated,
-            "policy": self.policy,
-            "applied": self.applied,
-            "flags": dict(self.flagged),
-            "reason": self.reason,
-        }
-
-
-def curation(
-    candidates: Sequence[Candidate], config: SelectionConfig, context: Context | None = None
-) -> Curation:
-    """Rule 0 of the module docstring: curated (any true flag) or not, and what decides."""
-    flags = context.flags if context is not None and context.flags is not None else None
-    if flags is None:
-        flags = tuple(c.author_flag for c in candidates)
-    count = {
-        "true": sum(f is True for f in flags),
-        "false": sum(f is False for f in flags),
-        "absent": sum(f is None for f in flags),
-    }
-    curated = count["true"] > 0
-    files = (
-        f"{count['true']} of {len(flags)} annotation files flagged is_visualization_default true"
-    )
-    policy = config.policy
-    if policy == "auto":
-        return Curation(curated, policy, policy, count, f"policy auto: {files}, not consulted")
-    if policy == "author":
-        reason = f"policy author: only the flags decide; {files}"
-        if not curated:
-            reason += " (uncurated: only the tomogram is shown)"
-        return Curation(curated, policy, policy, count, reason)
-    if curated:
-        reason = (
-            f"curated: {files}; the flags are honoured, the automatic choice decides "
-            "layers without one (auto+author)"
-        )
-        return Curation(curated, policy, policy, count, reason)
-    reason = (
-        f"uncurated: none of the {len(flags)} annotation files is flagged "
-        f"is_visualization_default true ({count['false']} false, {count['absent']} absent; "
-        "false is the portal's ingestion default when nobody chose), so the automatic "
-        "choice decides every layer"
-    )
-    return Curation(curated, policy, "auto", count, reason)
 
 
 def _value(c: Candidate, volume_share: float) -> float:
@@ -547,7 +480,7 @@ def select(
 ) -> list[Decision]:
     """One :class:`Decision` per candidate, in the candidates' order."""
     context = context if context is not None else Context()
-    applied = curation(candidates, config, context).applied
+    applied = curation(candidates, config, context.flags).applied
     crowding = _crowding(candidates, config, context)
     if applied != config.policy:  # an uncurated run: the automatic choice alone
         decisions = _run(candidates, dataclasses.replace(config, policy=applied), crowding)

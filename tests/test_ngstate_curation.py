@@ -28,7 +28,8 @@ from cryoet_ng_cli import main as cli
 from ngstate import StateOptions, build_state
 from ngstate.api import BuiltState
 from ngstate.clutter import covered_share, marker_diameter
-from ngstate.selection import Context, curation, select
+from ngstate.curation import curation
+from ngstate.selection import Context, select
 
 RIBO, FAS, CYTO = "101 cytosolic ribosome", "100 fatty acid synthase complex", "102 cytoplasm"
 NM = 1e-9
@@ -131,9 +132,9 @@ def test_curation_counts_flags_per_file_of_the_tomogram(tmp_path: Path) -> None:
     config = SelectionConfig()
     assert not curation(cands, config).curated
     # Flags of files without an output count (gather passes every drawn file's flag).
-    assert curation(cands, config, Context(flags=(None, False, True))).curated
-    assert curation(cands, config, Context(flags=(False, False))).applied == "auto"
-    assert curation(cands, config, Context(flags=())).applied == "auto"
+    assert curation(cands, config, (None, False, True)).curated
+    assert curation(cands, config, (False, False)).applied == "auto"
+    assert curation(cands, config, ()).applied == "auto"
 
 
 # -- the clutter measure --------------------------------------------------------------------

@@ -99,8 +99,9 @@ def test_missing_bucket_and_non_portal_prefix(bucket, tmp_path: Path) -> None:
     missing = Catalogue.scan("s3://no-such-bucket/tree")
     assert missing.datasets == {}
     assert "no-such-bucket" in str(missing.warnings[0]) and missing.warnings[0].skipped
-    # A data root that cannot be read stops the batch before it starts (exit 2, issue 16).
+    # A missing root is a usage error (exit 2), found before anything is written.
     assert cli(["precompute", "s3://no-such-bucket/tree", "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
     other = Catalogue.scan(f"s3://{BUCKET}/tree/10000/TS_026")  # a run, not a tree
     assert "not a portal data tree" in other.warnings[0].message
     empty = Catalogue.scan(f"s3://{BUCKET}/nothing-here")

@@ -40,18 +40,49 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     # Token of the self-hosted client path /v/<token>/.
     viewer_token: str = "main"
+    # How View Tomogram hands the state to the viewer: "url" (#!<state JSON URL>, fetched by
+    # the viewer; what keeps an unpatched Neuroglancer from dropping layers, see README) or
+    # "inline" (#!<URL-encoded JSON>).
+    state_delivery: Literal["url", "inline"] = "url"
 
 
 @dataclass(frozen=True)
 class LayerStyle:
     # Oriented points: line length = factor x particle diameter.
     oriented_line_factor: float = 1.5
-    # Point diameter in voxels when the metadata gives none.
-    default_diameter_voxels: float = 10.0
+    # Legacy fallback diameter in voxels (at the annotation's spacing); null = use
+    # default_diameter_nm. See cryoet_ng/particles.py for the full rule.
+    default_diameter_voxels: float | None = None
     image_gain: float = -7.8
     mesh_render_scale: float = 2.0
     layout: str = "4panel"
     gpu_memory_limit: int = 1_500_000_000
+    # -- viewer look (ngstate/layers.py, ngstate/state.py) --
+    # Particle diameter when neither the metadata nor the table of cryoet_ng/particles.py has one.
+    default_diameter_nm: float = 10.0
+    # Oriented picks: axis line width in screen pixels (a shader slider).
+    oriented_line_width: float = 2.0
+    # Annotation markers' opacity (a shader slider).
+    annotation_opacity: float = 1.0
+    # Masks in the 2-D panels: 1.0 = opaque; hover highlight off, as the portal's viewer.
+    mask_opacity_2d: float = 1.0
+    mask_hover_highlight: bool = False
+    # 3-D alpha of a mask's mesh that encloses other shown layers, and the share of such a
+    # layer's content that must lie inside the mask's filled outline to count as enclosed.
+    enclosing_mesh_alpha: float = 0.3
+    enclosure_threshold: float = 0.5
+    # Tomogram volume rendering: on at load or not, and depth samples per ray.
+    volume_rendering: bool = False
+    volume_rendering_depth_samples: int = 128
+    # Layer list order: picks first (shortest restore window in an unpatched client, see
+    # README "Neuroglancer restore-order bug"), or the tomogram first.
+    layer_order: Literal["points-first", "tomogram-first"] = "points-first"
+    # Page title; {run}, {dataset}, {tomogram} are filled in.
+    title: str = "{run} · dataset {dataset} · tomogram {tomogram}"
+    # The selected layer's side panel (left, under the layer list): open on its Rendering tab.
+    layer_side_panel: bool = True
+    # The Position tool palette (the coordinate widgets the portal's viewer shows).
+    position_palette: bool = True
 
 
 @dataclass(frozen=True)
@@ -80,6 +111,9 @@ class PrecomputeConfig:
     shard_min_voxels: int = 64 * 1024 * 1024
     mesh_lods: int = 3
     workers: int = 0
+    # Tomogram statistics: share of full-resolution voxels the 2-D contrast limits may clip
+    # (split between both ends).
+    contrast_clip_fraction: float = 0.01
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from cryoet_ng.config import Config
 from precompute.jobs import AnnotationJob, Job, TomogramJob
 
 # Bump when any converter writes different bytes for the same input and options.
-FORMAT_VERSION = "cryoet-ng-precompute/1"
+FORMAT_VERSION = "cryoet-ng-precompute/2"
 _BLOCK = 1 << 20
 
 
@@ -99,7 +99,7 @@ def _parameters(job: Job) -> dict[str, Any]:
 
 def _options(job: Job, config: Config) -> dict[str, Any]:
     if isinstance(job, TomogramJob):
-        return {}
+        return {"contrast_clip_fraction": config.precompute.contrast_clip_fraction}
     options = dataclasses.asdict(config.precompute)
     options.pop("workers", None)  # parallelism never changes the bytes
     if job.shape in POINT_SHAPES:

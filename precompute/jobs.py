@@ -22,6 +22,7 @@ from cryoet_ng.catalogue import (
     Run,
     Tomogram,
 )
+from cryoet_ng.particles import metadata_diameter, table_diameter
 from cryoet_ng.summaries import summary_path
 
 ANGSTROM = 1e-10
@@ -151,5 +152,6 @@ def _extent(tomogram: Tomogram | None) -> tuple[float, float, float] | None:
 
 
 def _diameter(annotation: Annotation) -> float | None:
-    value = (annotation.metadata.get("annotation_object") or {}).get("diameter")
-    return float(value) if isinstance(value, int | float) and value > 0 else None
+    """Metadata or table diameter in Å (cryoet_ng/particles.py); None = the configured fallback."""
+    obj = annotation.metadata.get("annotation_object")
+    return metadata_diameter(obj) or table_diameter((obj or {}).get("id"))

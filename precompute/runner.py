@@ -58,7 +58,7 @@ def run_job(job: Job, config: Config) -> Summary:
     if isinstance(job, TomogramJob):
         from precompute import tomogram
 
-        return tomogram.compute_stats(job)
+        return tomogram.compute_stats(job, config.precompute.contrast_clip_fraction)
     if job.shape in POINT_SHAPES:
         from precompute import points
 

@@ -38,6 +38,7 @@ class Ann:
     flag: bool | None = None
     output: bool = True
     summary: Summary | None = None
+    diameter: float | None = None  # annotation_object.diameter, Å
 
 
 @dataclass
@@ -154,6 +155,8 @@ class Tree:
             obj["id"] = a.object_id
         if a.description:
             obj["description"] = a.description
+        if a.diameter:
+            obj["diameter"] = a.diameter
         meta: dict[str, Any] = {
             "annotation_object": obj,
             "method_type": a.method,

@@ -2,6 +2,13 @@
 
 Redirect targets are built only from the configuration (``viewer_url`` or the self-hosted
 client path): nothing a client sends can choose where a redirect goes.
+
+How the state reaches the viewer (``server.state_delivery``): ``url`` (default) puts the
+absolute URL of the state's JSON in the fragment (``#!http://host/state/<d>/<r>.json``),
+which every Neuroglancer fetches itself before restoring it; ``inline`` puts the JSON.
+Fetching first is what keeps an unpatched Neuroglancer from dropping layers on a cold load:
+the fetch runs the client's HTTP code once, so the restore that follows no longer pauses
+to compile it, and the restore-order bug (README) has no window to fire in.
 """
 
 from __future__ import annotations
@@ -52,9 +59,26 @@ def cached_state(dataset_id: str, run_name: str) -> CachedState:
     return cached
 
 
+def by_url() -> bool:
+    return services().config.server.state_delivery == "url"
+
+
 @bp.get("/view/<dataset_id>/<run_name>")
 def view(dataset_id: str, run_name: str) -> Response:
-    return viewer_redirect(cached_state(dataset_id, run_name).fragment)
+    cached = cached_state(dataset_id, run_name)  # validates, 404s for unknown runs
+    if not by_url():
+        return viewer_redirect(cached.fragment)
+    tomogram = request.args.get("tomogram")
+    query = {"tomogram": tomogram} if tomogram is not None else {}
+    return viewer_redirect(
+        url_for(
+            "links.state_json",
+            dataset_id=dataset_id,
+            run_name=run_name,
+            _external=True,
+            **query,
+        )
+    )
 
 
 @bp.get("/state/<dataset_id>/<run_name>.json")
@@ -72,5 +96,7 @@ def explain(dataset_id: str, run_name: str) -> Response:
 
 @bp.get("/s/<state_id>")
 def short_link(state_id: str) -> Response:
-    body = saved_state(state_id)
+    body = saved_state(state_id)  # 400 / 404 before any redirect
+    if by_url():
+        return viewer_redirect(url_for("states.get_state", state_id=state_id, _external=True))
     return viewer_redirect(urllib.parse.quote(body.decode(), safe=FRAGMENT_SAFE))

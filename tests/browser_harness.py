@@ -582,12 +582,21 @@ class ProjectServer:
 
 
 @contextmanager
-def serve_project(data_root: Path, states_dir: Path) -> Iterator[ProjectServer]:
-    """Serve ``data_root`` with the default configuration, saved states in ``states_dir``."""
+def serve_project(
+    data_root: Path, states_dir: Path, overrides: dict[str, Any] | None = None
+) -> Iterator[ProjectServer]:
+    """Serve ``data_root`` with the default configuration, saved states in ``states_dir``.
+
+    ``overrides``: more dotted configuration keys, e.g. ``{"server.cors_origins": [...]}``.
+    """
     from cryoet_ng.config import load_config
     from server import create_app
 
-    overrides = {"data_root": str(data_root), "server.states_db": str(states_dir)}
+    overrides = {
+        "data_root": str(data_root),
+        "server.states_db": str(states_dir),
+        **(overrides or {}),
+    }
     app = create_app(load_config(None, overrides))
     # Short-lived event streams, so shutting down never waits on one held open by a client
     # (the served client opens none: see server/client.py).
@@ -608,3 +617,93 @@ def open_view(
     """Follow a run's View Tomogram link and wait (bounded) until the viewer has drawn it."""
     viewer.get(server.url(f"/view/{dataset}/{run}"))
     return viewer.wait_ready(timeout, allow_errors=True)
+
+
+# -- the client as it ships, from another origin ---------------------------------------------
+
+
+def stock_client_dir() -> Path:
+    """The Neuroglancer client inside the installed ``neuroglancer`` wheel, unmodified."""
+    import neuroglancer
+
+    return Path(neuroglancer.__file__).parent / "static" / "client"
+
+
+@contextmanager
+def serve_stock_client(token: str = "stock") -> Iterator[str]:
+    """Serve the wheel's client folder as it ships from a plain static server on a free port.
+
+    Yields the client's URL (``http://127.0.0.1:<port>/v/<token>/``): the bundle only starts
+    under a ``/v/<token>/`` path. Nothing is patched; requests are not logged.
+    """
+    import functools
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with tempfile.TemporaryDirectory(prefix="cryoet-ng-stock-") as root:
+        (Path(root) / "v").mkdir()
+        (Path(root) / "v" / token).symlink_to(stock_client_dir(), target_is_directory=True)
+        handler = functools.partial(Quiet, directory=root)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, name="stock-client", daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}/v/{token}/"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
+
+
+# The unpatched Python-package client has no Python server behind it: its status bar says so,
+# harmlessly, and that message is not a layer problem.
+NO_PYTHON_SERVER = "Python server"
+
+
+@dataclass(frozen=True)
+class ColdLoad:
+    """One cold page load: what the viewer restored, and how long the restore took."""
+
+    report: ViewerReport
+    seconds: float
+
+    def problem(self, expected: list[str]) -> str | None:
+        status = tuple(x for x in self.report.status if NO_PYTHON_SERVER not in x)
+        errors = [f"{x.name}: {list(x.errors)}" for x in self.report.layers if x.errors]
+        shown = [x.name for x in self.report.layers]
+        if shown == expected and not status and not errors:
+            return None
+        missing = [x for x in expected if x not in shown]
+        return f"missing layers {missing}; status bar {list(status)}; layer errors {errors}"
+
+
+def cold_load(
+    viewer: Viewer, url: str, expected: list[str], timeout: float, cpu_slowdown: float = 1.0
+) -> ColdLoad:
+    """Open ``url`` as a first visit would: empty HTTP cache (so no compiled-code cache
+    either), a new page, the renderer's CPU slowed ``cpu_slowdown`` times (Chromium's own
+    throttling, the load of a busy machine). Waits until the restore is over: the layer count
+    reached ``len(expected)``, or a status message says a layer failed, and every data
+    source has settled (loaded or failed); layers need not have drawn.
+    """
+    driver = viewer.driver
+    driver.get("about:blank")
+    driver.execute_cdp_cmd("Network.clearBrowserCache", {})
+    driver.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": cpu_slowdown})
+    start = time.monotonic()
+    driver.get(url)
+    report: ViewerReport | None = None
+    try:
+        while time.monotonic() - start < timeout:
+            report = viewer.report()
+            failed = any(NO_PYTHON_SERVER not in x for x in report.status)
+            complete = report.exists and (len(report.layers) >= len(expected) or failed)
+            if complete and report.settled:
+                return ColdLoad(report, time.monotonic() - start)
+            time.sleep(0.1)
+    finally:
+        driver.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": 1})
+    raise ViewerTimeout(f"cold load of {url[:120]} not settled after {timeout:.0f}s", report)

@@ -31,11 +31,13 @@ from browser_harness import (
     ProjectServer,
     Viewer,
     ViewerReport,
+    cold_load,
     dropped_layers,
     find_browser,
     open_view,
     save_png,
     serve_project,
+    serve_stock_client,
     view_screenshot_name,
 )
 
@@ -260,6 +262,63 @@ def test_no_layer_dropped_when_state_is_serialised_during_restore(
     problem = dropped_layers(viewer.report(), view.served_state)
     assert survived == [x["name"] for x in layer_specs(view.served_state)], problem
     assert problem is None, problem
+
+
+# Cold loads of every run's View Tomogram link in the unpatched client: how many per run, how
+# much slower the renderer runs (Chromium's CPU throttling: the load of a busy machine), and
+# how the state is handed over (``url``, the default; ``inline`` shows the bug, see below).
+STOCK_LOADS = int(os.environ.get("CRYOET_NG_STOCK_LOADS", "20"))
+STOCK_SLOWDOWN = float(os.environ.get("CRYOET_NG_STOCK_SLOWDOWN", "2"))
+STOCK_DELIVERY = os.environ.get("CRYOET_NG_STOCK_DELIVERY", "url")
+
+
+def test_unpatched_client_opens_every_state_completely_on_cold_loads(
+    request: pytest.FixtureRequest,
+    viewer: Viewer,
+    data_root: Path,
+    runs: list[tuple[str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The client of the installed wheel, as it ships, from another origin, data from /data.
+
+    Neuroglancer 2.41.2 (and upstream) can drop a layer while restoring a state (README,
+    "Neuroglancer restore-order bug"). Our states avoid it; this opens every run's View
+    Tomogram link cold ``STOCK_LOADS`` times in that client and requires every layer, every
+    time. With ``CRYOET_NG_STOCK_DELIVERY=inline`` (the JSON in the URL) the same test fails:
+    measured 60 of 60 loads losing a layer at the default slowdown (README).
+    """
+    with serve_stock_client() as client:
+        origin = client.split("/v/", 1)[0]
+        overrides = {
+            "viewer_url": client,
+            "server.cors_origins": [origin],
+            "server.state_delivery": STOCK_DELIVERY,
+        }
+        with serve_project(data_root, tmp_path_factory.mktemp("stock"), overrides) as project:
+            expected = {
+                (d, r): [x["name"] for x in project.get_json(f"/state/{d}/{r}.json")["layers"]]
+                for d, r in runs
+            }
+            failures, seconds = [], []
+            for attempt in range(STOCK_LOADS):
+                for dataset, run in runs:
+                    url = project.url(f"/view/{dataset}/{run}")
+                    load = cold_load(
+                        viewer, url, expected[(dataset, run)], READY_TIMEOUT, STOCK_SLOWDOWN
+                    )
+                    assert viewer.url.startswith(client), viewer.url  # the stock client opened it
+                    seconds.append(load.seconds)
+                    problem = load.problem(expected[(dataset, run)])
+                    if problem is not None:
+                        failures.append(f"load {attempt} of {dataset}/{run}: {problem}")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"unpatched client, {STOCK_DELIVERY} delivery, CPU /{STOCK_SLOWDOWN:g}: "
+            f"{len(failures)} of {len(seconds)} cold loads lost a layer; "
+            f"median {float(np.median(seconds)):.1f} s per load"
+        )
+    assert not failures, describe_failures(failures)
 
 
 def test_view_redirects_to_self_hosted_client(

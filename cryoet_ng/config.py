@@ -53,7 +53,9 @@ class LayerStyle:
     # Legacy fallback diameter in voxels (at the annotation's spacing); null = use
     # default_diameter_nm. See cryoet_ng/particles.py for the full rule.
     default_diameter_voxels: float | None = None
-    image_gain: float = -7.8
+    # Volume rendering gain (exp(gain) scales opacity); -1.5 suits the inverted 3-D range of
+    # precompute/tomogram.py (the portal's -7.8 left the demo nearly transparent).
+    image_gain: float = -1.5
     mesh_render_scale: float = 2.0
     layout: str = "4panel"
     gpu_memory_limit: int = 1_500_000_000

@@ -385,11 +385,17 @@ class Viewer:
 
     def slice_geometry(self) -> SliceGeometry:
         """Where the first cross-section panel's canvas pixels are in global coordinates."""
+        return self.panel_geometry("slice")
+
+    def panel_geometry(self, kind: str) -> SliceGeometry:
+        """Pixel -> global mapping of the first visible ``slice`` or ``perspective`` panel
+        (for a perspective panel the mapping is exact with orthographic projection only)."""
         raw = self.js(
             """
+            const slice = arguments[0] === 'slice';
             const p = Array.from(window.viewer.display.panels)
-                .find((x) => x.visible && x.sliceView !== undefined);
-            const pp = p.sliceView.projectionParameters.value;
+                .find((x) => x.visible && (x.sliceView !== undefined) === slice);
+            const pp = (slice ? p.sliceView.projectionParameters : p.projectionParameters).value;
             const info = pp.displayDimensionRenderInfo;
             return {
               box: [p.canvasRelativeLogicalLeft, p.canvasRelativeLogicalTop,
@@ -398,7 +404,8 @@ class Viewer:
               dims: Array.from(info.displayDimensionIndices),
               factors: Array.from(info.canonicalVoxelFactors),
             };
-            """
+            """,
+            kind,
         )
         inv = np.asarray(raw["inv"], dtype=np.float64).reshape(4, 4).T  # column-major
         return SliceGeometry(tuple(int(v) for v in raw["box"]), inv, raw["dims"], raw["factors"])
@@ -430,6 +437,19 @@ class SliceGeometry:
         inside = (u >= left) & (u < left + width) & (v >= top) & (v < top + height)
         out[~inside] = np.nan
         return out
+
+    def pixel_of(self, global_xyz: np.ndarray) -> np.ndarray:
+        """Canvas pixel (u, v) of global points (..., 3), the inverse of global_coordinates."""
+        left, top, width, height = self.box
+        points = np.asarray(global_xyz, dtype=np.float64)
+        world = np.zeros((*points.shape[:-1], 4))
+        world[..., 3] = 1.0
+        for axis, dim in enumerate(self.display_dims):
+            if dim >= 0:
+                world[..., axis] = points[..., dim] * self.canonical_factors[axis]
+        clip = world @ np.linalg.inv(self.inv_view_projection).T
+        x, y = clip[..., 0] / clip[..., 3], clip[..., 1] / clip[..., 3]
+        return np.stack([(x + 1) * width / 2 + left - 0.5, (1 - y) * height / 2 + top - 0.5], -1)
 
 
 def layer_names(state: dict[str, Any]) -> list[str]:

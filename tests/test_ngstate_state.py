@@ -74,7 +74,7 @@ def test_layers_sources_and_global_state(tmp_path: Path) -> None:
     assert "#uicontrol bool invert_contrast_3D checkbox(default=true)" in image["shader"]
     assert "#uicontrol bool hide_outside_limits_3D checkbox(default=false)" in image["shader"]
     assert (image["blend"], image["opacity"], image["volumeRendering"]) == ("additive", 1.0, "off")
-    assert (image["volumeRenderingGain"], image["volumeRenderingDepthSamples"]) == (-7.8, 128)
+    assert (image["volumeRenderingGain"], image["volumeRenderingDepthSamples"]) == (-1.5, 128)
     assert (image["tab"], image["codeVisible"]) == ("rendering", False)
     prefix = f"precomputed://{DATA_URL}/10000/TS_026/Reconstructions/VoxelSpacing13.480/NeuroglancerPrecompute/"
     ribosome = layers["101 cytosolic ribosome point"]

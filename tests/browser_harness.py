@@ -214,7 +214,9 @@ class Viewer:
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.driver = webdriver.Chrome(service=Service(binaries.chromedriver), options=options)
         self.driver.set_page_load_timeout(30)
-        self.driver.set_script_timeout(30)
+        # A script waits for an animation frame; in software WebGL on a busy machine one frame
+        # (first shader compiles, volume rendering) can take tens of seconds.
+        self.driver.set_script_timeout(90)
 
     def close(self) -> None:
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import urllib.parse
@@ -27,6 +28,7 @@ import numpy as np
 import pytest
 from browser_harness import (
     INSTALL_HINT,
+    WINDOW_SIZE,
     PixelDiff,
     ProjectServer,
     Viewer,
@@ -623,3 +625,214 @@ def test_binned_mask_lands_on_the_full_resolution_structure(
     correlation = np.corrcoef(grey[inside], values[inside])[0, 1]
     print(f"tomogram pixels vs voxels: r = {correlation:.3f} over {inside.sum()} px")
     assert correlation > 0.5, f"tomogram pixels do not follow its voxels (r={correlation:.2f})"
+
+
+# -- what a biologist sees: particles at their size, orientation, volume rendering, shells ---
+
+NO_CHROME = {
+    "layerListPanel": {"visible": False},
+    "selectedLayer": {"visible": False},
+    "toolPalettes": {},
+    "showAxisLines": False,
+}
+
+
+def first_run_with(opened: dict[Any, OpenedView], needle: str) -> tuple[OpenedView, dict[str, Any]]:
+    """The first opened run with a layer whose name contains ``needle``, and that layer."""
+    for view in opened.values():
+        for spec in layer_specs(view.served_state):
+            if needle in spec["name"]:
+                return view, spec
+    raise AssertionError(f"no layer named like {needle!r} in {list(opened)}")
+
+
+def annotation_of(data_root: Path, view: OpenedView, spec: dict[str, Any]) -> Any:
+    """The catalogue annotation behind a layer (by its precompute folder in the source URL)."""
+    from cryoet_ng.catalogue import Catalogue
+
+    run = Catalogue.scan(data_root).run(view.dataset, view.run)
+    assert run is not None
+    for annotation in run.annotations:
+        for file in annotation.files:
+            if file.is_precomputable and annotation.precompute_dirname(file.shape) in source_url(
+                spec
+            ):
+                return annotation
+    raise AssertionError(f"no annotation for layer {spec['name']!r}")
+
+
+def locations(annotation: Any) -> np.ndarray:
+    """(n, 3) xyz voxel locations of a point-like annotation's ndjson file."""
+    path = next(f.path for f in annotation.files if f.format == "ndjson")
+    rows = [json.loads(line)["location"] for line in path.read_text().splitlines() if line]
+    return np.array([[r["x"], r["y"], r["z"]] for r in rows], dtype=np.float64)
+
+
+def ring_radius(pixels: np.ndarray, centre_uv: np.ndarray, colour: str, within: float) -> float:
+    """Median distance from ``centre_uv`` of the pixels drawn in ``colour`` (a marker's ring)."""
+    rgb = pixels.astype(np.float64)
+    target = hex_colour(colour)
+    cosine = (rgb @ target) / (np.linalg.norm(rgb, axis=-1) * np.linalg.norm(target) + 1e-9)
+    lit = (cosine > 0.97) & (rgb.sum(axis=-1) > 0.6 * target.sum())
+    v, u = np.mgrid[0 : pixels.shape[0], 0 : pixels.shape[1]]
+    distance = np.hypot(u - centre_uv[0], v - centre_uv[1])
+    ring = lit & (distance < within)
+    assert ring.sum() > 10, f"no marker in {colour} within {within:.0f} px of {centre_uv}"
+    return float(np.median(distance[ring]))
+
+
+def test_particle_markers_cover_the_physical_diameter_at_every_zoom(
+    data_root: Path,
+    opened: dict[Any, OpenedView],
+    viewer: Viewer,
+    service: ProjectServer,
+    artifacts: Path,
+) -> None:
+    from cryoet_ng.particles import metadata_diameter
+
+    view, spec = first_run_with(opened, "cytosolic ribosome point")
+    annotation = annotation_of(data_root, view, spec)
+    diameter = metadata_diameter(annotation.metadata["annotation_object"])
+    assert diameter is not None, "the sample's ribosomes carry a metadata diameter"
+    radius_voxels = diameter / annotation.voxel_spacing / 2
+    points = locations(annotation)
+    centre = points[len(points) // 2] + 0.5  # voxel centre (integers are voxel corners)
+    radii = []
+    for scale in (0.5, 0.25):  # tomogram voxels per screen pixel: then twice the zoom
+        state = only_visible(
+            view.served_state,
+            {spec["name"]},
+            layout="xy",
+            position=centre.tolist(),
+            crossSectionScale=scale,
+            **NO_CHROME,
+        )
+        viewer.open_state(service.url("/v/main/"), state, READY_TIMEOUT)
+        pixels = viewer.canvas()
+        save_png(pixels, artifacts / f"marker-size-{scale}.png")
+        geometry = viewer.slice_geometry()
+        uv = geometry.pixel_of(centre)
+        px_per_voxel = float(
+            np.linalg.norm(geometry.pixel_of(centre + np.array([1.0, 0.0, 0.0])) - uv)
+        )
+        expected = radius_voxels * px_per_voxel
+        radius = ring_radius(pixels, uv, spec["annotationColor"], within=1.5 * expected)
+        print(
+            f"zoom {1 / scale:g} px/voxel: ring radius {radius:.1f} px, particle {expected:.1f} px"
+        )
+        assert abs(radius - expected) <= 0.2 * expected, (scale, radius, expected)
+        radii.append(radius)
+    assert radii[1] / radii[0] == pytest.approx(2.0, rel=0.2)
+
+
+def test_oriented_pick_centre_marker_has_the_layer_colour(
+    data_root: Path,
+    opened: dict[Any, OpenedView],
+    viewer: Viewer,
+    service: ProjectServer,
+    artifacts: Path,
+) -> None:
+    view, spec = first_run_with(opened, "orientedpoint")
+    centre = locations(annotation_of(data_root, view, spec))[0]
+    state = only_visible(
+        view.served_state,
+        {spec["name"]},
+        layout="xy",
+        position=centre.tolist(),
+        crossSectionScale=0.25,
+        **NO_CHROME,
+    )
+    viewer.open_state(service.url("/v/main/"), state, READY_TIMEOUT)
+    pixels = viewer.canvas()
+    save_png(pixels, artifacts / "oriented-centre.png")
+    u, v = np.round(viewer.slice_geometry().pixel_of(centre)).astype(int)
+    drawn = pixels[v - 1 : v + 2, u - 1 : u + 2].reshape(-1, 3).astype(np.float64).mean(axis=0)
+    expected = hex_colour(spec["annotationColor"])
+    assert np.abs(drawn - expected).max() < 30, f"centre {drawn} vs layer colour {expected}"
+    # The axes: the particle's z axis is drawn in the layer colour beyond the marker.
+    assert (np.abs(pixels.astype(np.float64) - expected).max(axis=-1) < 30).sum() > 60
+
+
+def test_volume_rendering_makes_dense_material_opaque(
+    data_root: Path,
+    opened: dict[Any, OpenedView],
+    viewer: Viewer,
+    service: ProjectServer,
+    artifacts: Path,
+) -> None:
+    """With volume rendering on, columns through dense (dark) voxels are brighter than
+    columns through background: brightness follows the columns' dense voxel content."""
+    view = next(iter(opened.values()))
+    image = next(x for x in layer_specs(view.served_state) if x["type"] == "image")
+    state = only_visible(
+        view.served_state,
+        {image["name"]},
+        layout={"type": "xy-3d", "orthographicProjection": True},
+        projectionOrientation=[0.0, 0.0, 0.0, 1.0],
+        showSlices=False,
+        **NO_CHROME,
+    )
+    for spec in layer_specs(state):
+        if spec["name"] == image["name"]:
+            spec["volumeRendering"] = "on"
+    # Ray casting in software WebGL costs seconds per frame at the full window: a smaller one.
+    viewer.driver.set_window_size(640, 480)
+    try:
+        viewer.open_state(service.url("/v/main/"), state, READY_TIMEOUT * 3)
+        drawn = viewer.canvas()
+        where = viewer.panel_geometry("perspective").global_coordinates(drawn.shape[:2])
+    finally:
+        viewer.driver.set_window_size(*WINDOW_SIZE)
+    save_png(drawn, artifacts / "volume-rendering.png")
+    pixels = drawn.astype(np.float64).mean(axis=-1)
+    inside = ~np.isnan(where[..., 0])
+    # Expected opacity per (x, y) column: the inverted 3-D contrast summed along z.
+    from cryoet_ng.catalogue import Catalogue
+
+    run = Catalogue.scan(data_root).run(view.dataset, view.run)
+    assert run is not None and run.default_tomogram() is not None
+    volume = read_omezarr_level0(run.default_tomogram().omezarr_path)  # type: ignore[arg-type]
+    lo, hi = (
+        float(v)
+        for v in re.search(r"contrast_3D\(range=\[([^,]+), ([^\]]+)\]", image["shader"]).groups()
+    )
+    opacity = np.clip((hi - volume) / (hi - lo), 0.0, 1.0).sum(axis=0)  # (y, x)
+    column = sample_at(
+        opacity[None], np.concatenate([where[..., :2], np.zeros_like(where[..., :1])], -1)
+    )
+    footprint = inside & ~np.isnan(where[..., :2]).any(-1)
+    dense = footprint & (column >= np.quantile(column[footprint], 0.9))
+    sparse = footprint & (column <= np.quantile(column[footprint], 0.5))
+    correlation = np.corrcoef(pixels[footprint], column[footprint])[0, 1]
+    print(
+        f"volume rendering: densest tenth of columns {pixels[dense].mean():.1f}, "
+        f"sparsest half {pixels[sparse].mean():.1f}; r = {correlation:.2f}"
+    )
+    assert pixels[dense].mean() > 1.5 * pixels[sparse].mean() + 5
+    assert correlation > 0.3
+
+
+def test_enclosing_shell_mesh_does_not_hide_the_particles_inside(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer, artifacts: Path
+) -> None:
+    view, shell = first_run_with(opened, "membrane segmentation")
+    assert shell["objectAlpha"] < 1.0, "the membrane encloses the shown picks: see-through mesh"
+    _, picks = first_run_with(opened, "cytosolic ribosome point")
+    state = only_visible(
+        view.served_state,
+        {shell["name"], picks["name"]},
+        layout="3d",
+        showSlices=False,
+        **NO_CHROME,
+    )
+    shown = toggle_diff(viewer, service, state, picks["name"], artifacts, "shell-see-through")
+    # The same with the mesh opaque, as before: the picks inside would be hidden.
+    for spec in layer_specs(state):
+        if spec["name"] == shell["name"]:
+            spec["objectAlpha"] = 1.0
+    hidden = toggle_diff(viewer, service, state, picks["name"], artifacts, "shell-opaque")
+    print(
+        f"picks inside the shell change {shown.fraction:.2%} of the 3-D view "
+        f"(opaque mesh: {hidden.fraction:.2%})"
+    )
+    assert shown.fraction > 2e-3 and shown.fraction > 3 * hidden.fraction

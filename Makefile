@@ -44,6 +44,7 @@ screenshots: demo-data
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(BENCH_STAMP)
@@ -52,6 +53,7 @@ bench: $(BENCH_STAMP)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .states .pytest_cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-ALL = ("annotations", "segmentation", "state", "serve", "batch", "render")
+ALL = ("annotations", "segmentation", "state", "serve", "batch", "scale", "render")
 
 
 def main(argv: list[str]) -> int:

@@ -63,7 +63,7 @@ def make_inputs(folder: Path, points: int, oriented: int, small: int) -> None:
     (folder / "oriented.ndjson").write_text("".join(lines))
 
 
-def run_one(kind: str, source: str, output: str) -> dict[str, Any]:
+def run_one(kind: str, source: str, output: str, budget: str = "") -> dict[str, Any]:
     """Inside the subprocess: one conversion (or one baseline write); time and peak RSS."""
     from cryoet_ng.config import LayerStyle, PrecomputeConfig
     from precompute.jobs import AnnotationJob
@@ -83,7 +83,8 @@ def run_one(kind: str, source: str, output: str) -> dict[str, Any]:
     if kind == "baseline":
         count = _baseline(job)
     else:
-        count = convert(job, PrecomputeConfig(), LayerStyle()).count
+        options = PrecomputeConfig(points_in_memory=int(budget)) if budget else PrecomputeConfig()
+        count = convert(job, options, LayerStyle()).count
     return {
         "seconds": time.perf_counter() - wall,
         "cpu": time.process_time() - cpu,
@@ -178,14 +179,23 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--oriented", type=int, default=200_000)
     parser.add_argument("--baseline-points", type=int, default=100_000)
-    parser.add_argument(
-        "--one", nargs=3, metavar=("KIND", "SOURCE", "OUTPUT"), help=argparse.SUPPRESS
-    )
+    parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--generate", metavar="FOLDER", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--large",
+        type=int,
+        default=0,
+        help="only the bounded-memory case: N points in one file, from disk and in memory",
+    )
+    parser.add_argument("--cache", default="/tmp/vol-bench", help="where --large keeps its input")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(*args.one)))
         return 0
+    if args.large:
+        from benchmarks.points_large import large
+
+        return large(args.large, Path(args.cache))
     if args.generate:
         make_inputs(Path(args.generate), args.points, args.oriented, args.baseline_points)
         return 0

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-CLI = [sys.executable, "-m", "cryoet_ng.cli"]
+CLI = [sys.executable, "-m", "cryoet_ng_cli"]
 MB = 1024 * 1024
 
 

@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.browser_harness import INSTALL_HINT, Viewer, find_browser, serve_project
+from tools.browser import INSTALL_HINT, Viewer, find_browser, serve_project
 
 RUN = ("10001", "TS_100")
 _DRAW = """

@@ -4,8 +4,9 @@
 
 Cases: a 184x630x630 binary mask (int8) and a 256x1024x1024 instance mask (uint16, 20
 labels), synthetic blobs written as OME-Zarr. Each measurement runs in its own subprocess
-(peak RSS = that process's ru_maxrss). "volume" = read + level-0 write + mode pyramid;
-"mesh" = multi-LOD meshes. igneous: CloudVolume upload of level 0, create_downsampling_tasks,
+(peak RSS = the sum over that process and its children, sampled: ours meshes on ``CPUS``
+worker processes). "volume" = read + level-0 write + mode pyramid; "mesh" = multi-LOD
+meshes. igneous: CloudVolume upload of level 0, create_downsampling_tasks,
 create_meshing_tasks + create_unsharded_multires_mesh_tasks on a LocalTaskQueue(parallel=2).
 
 Ours runs ``--repeat`` times (the volume median is over all runs); meshing, which takes
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -42,7 +42,7 @@ CPUS = 2
 # Issue targets, checked in the table.
 TARGET_MVOX = 100.0
 TARGET_VOLUME_RATIO = 3.0
-TARGET_MESH_RATIO = 1.0
+TARGET_MESH_RATIO = 3.0  # issue 17: meshing at least 3x cloud-volume + igneous
 TARGET_RSS_MB = 2048
 
 
@@ -75,11 +75,11 @@ def run_ours(source: Path, out: Path, case: str, mesh: bool = True) -> dict[str,
     from cryoet_ng import atomic
     from cryoet_ng.config import PrecomputeConfig
     from cryoet_ng.summaries import Grid
-    from precompute.segmentation import _write_pyramid
     from precompute.segmentation.meshes import MeshOptions, write_meshes
+    from precompute.segmentation.pyramid import write_pyramid
     from precompute.segmentation.source import open_mask
     from precompute.segmentation.stats import VolumeStats
-    from precompute.segmentation.volume import PyramidWriter, plan_scales, volume_info
+    from precompute.segmentation.volume import plan_scales, volume_info
 
     options = PrecomputeConfig()
     t0 = time.perf_counter()
@@ -90,11 +90,12 @@ def run_ours(source: Path, out: Path, case: str, mesh: bool = True) -> dict[str,
     stats = VolumeStats(mask.shape, SPACING * 1e-10, Grid.for_extent(extent))
     out.mkdir(parents=True)
     atomic.write_json(out / "info", volume_info(scales, {"mesh": "mesh"}))
-    _write_pyramid(mask, PyramidWriter(out, scales), stats)
+    write_pyramid(out, scales, mask.read, stats.add, options.volume_brick)
     t1 = time.perf_counter()
     if not mesh:
         return {"volume_s": t1 - t0, "scales": len(scales)}
-    write_meshes(out, scales, list(stats.labels), MeshOptions(options.mesh_lods))
+    mesh_options = MeshOptions(options.mesh_lods, workers=CPUS)
+    write_meshes(out, scales, list(stats.labels), mesh_options, stats.content_box())
     t2 = time.perf_counter()
     return {"volume_s": t1 - t0, "mesh_s": t2 - t1, "scales": len(scales)}
 
@@ -137,11 +138,14 @@ def run_igneous(source: Path, out: Path, case: str) -> dict[str, float]:
 
 
 def child(args: argparse.Namespace) -> None:
-    if args.impl == "ours":
-        result = run_ours(Path(args.source), Path(args.out), args.case, mesh=not args.no_mesh)
-    else:
-        result = run_igneous(Path(args.source), Path(args.out), args.case)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from benchmarks.memory import TreePeak
+
+    with TreePeak() as peak:
+        if args.impl == "ours":
+            result = run_ours(Path(args.source), Path(args.out), args.case, not args.no_mesh)
+        else:
+            result = run_igneous(Path(args.source), Path(args.out), args.case)
+    result["peak_rss_mb"] = peak.mb  # this process and its workers
     result["size_mb"] = (
         sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file()) / 1e6
     )
@@ -181,7 +185,8 @@ def mode_rates(source: Path, binary: bool) -> tuple[float, float]:
     from precompute.segmentation.source import open_mask
     from precompute.segmentation.volume import downsample_mode
 
-    data = open_mask(source, PrecomputeConfig(), None).read(0, 64)
+    mask = open_mask(source, PrecomputeConfig(), None)
+    data = mask.read((slice(0, 64), slice(0, mask.shape[1]), slice(0, mask.shape[2])))
 
     def rate(fn) -> float:
         best = min(_cpu_time(fn) for _ in range(5))

@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks.serve [--duration 30] [--connections 64]
 
 Builds a sample tree (``cryoet_ng.sample``, test size) plus a run ``10000/TS_BENCH`` with
-20 annotations, starts gunicorn exactly as documented (``-c python:server.gunicorn_conf
-server.wsgi:app``) on a free loopback port, then runs wrk against ``/healthz`` (the
+20 annotations (the sample's full run, grown), starts gunicorn exactly as documented
+(``-c python:server.gunicorn_conf server.wsgi:app``) on a free loopback port, then runs wrk
+against ``/healthz`` (the
 baseline: Flask + gunicorn doing nothing), ``/state/10000/TS_BENCH.json`` (a cached state,
 answered by the replay middleware of ``server/replay.py``) and the same URL with an
 ``If-None-Match`` that never matches (the same answer, built by Flask), one after the
@@ -32,11 +33,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 from cryoet_ng.catalogue import Catalogue
-from cryoet_ng.layout import annotation_output
-from cryoet_ng.sample.generate import generate
+from cryoet_ng.sample import SIZES, SampleManifest
+from cryoet_ng.sample.annotations import AnnotationObject, Source, annotation_spec
+from cryoet_ng.sample.builder import TreeBuilder
+from cryoet_ng.sample.generate import RunPlan, generate, run_rng, write_run
+from cryoet_ng.sample.outputs import ANNOTATIONS_TYPE, fill_missing_outputs
 
 BENCH_RUN = "TS_BENCH"
 WIDTHS = (9, 8, 8, 7, 9, 12)
@@ -54,46 +59,33 @@ class WrkResult:
 
 
 def build_tree(root: Path) -> None:
-    """The test-size sample, plus run TS_BENCH: TS_026 copied and grown to 20 annotations."""
+    """The test-size sample, plus run TS_BENCH: the sample's full run (TS_026's scene, same
+    seed) grown to 20 annotations by curated ribosome picks labelled as other particles."""
     generate(root, size="test")
-    source = root / "10000" / "TS_026"
-    target = root / "10000" / BENCH_RUN
-    shutil.copytree(source, target)
-    for meta in target.rglob("*.json"):
-        meta.write_text(meta.read_text().replace("TS_026", BENCH_RUN))
-    spacing = target / "Reconstructions" / "VoxelSpacing13.480" / "Annotations"
-    template = spacing / "100"
-    existing = len(Catalogue.scan(root, ["10000"]).run("10000", BENCH_RUN).annotations)  # type: ignore[union-attr]
-    for k in range(ANNOTATIONS - existing):
-        new_id = str(200 + k)
-        folder = spacing / new_id
-        shutil.copytree(template, folder)
-        meta_path = next(folder.glob("*[0-9].json"))
-        meta = json.loads(
-            meta_path.read_text().replace("Annotations/100/", f"Annotations/{new_id}/")
+    tree = TreeBuilder(root)
+    written = SampleManifest(seed=0, size="test")
+    plan = RunPlan("10000", BENCH_RUN, "full")
+    run, scene = write_run(tree, plan, SIZES["test"], run_rng(0, 0), written)
+    picks = Source("Point", True, points=scene.ribosomes.astype(np.float64))
+    for k in range(ANNOTATIONS - len(written.annotations)):
+        spec = annotation_spec(
+            AnnotationObject(f"GO:99{k:05d}", f"particle {k}"),
+            picks,
+            method_type="manual" if k % 2 == 0 else "automated",
+            ground_truth=k % 2 == 0,
+            curator_recommended=True,
         )
-        meta["annotation_object"] = {"id": f"GO:99{k:05d}", "name": f"particle {k}"}
-        meta["ground_truth_status"] = k % 2 == 0
-        meta["method_type"] = "manual" if k % 2 == 0 else "automated"
-        meta_path.write_text(json.dumps(meta, indent=2))
+        tree.annotation(run, spec)
 
 
 def precompute_or_placeholders(root: Path) -> str:
     """Run the precompute for TS_BENCH; stand in placeholder outputs for what it did not make."""
-    command = [sys.executable, "-m", "cryoet_ng.cli", "precompute", str(root)]
+    command = [sys.executable, "-m", "cryoet_ng_cli", "precompute", str(root)]
     command += ["--datasets", "10000", "--runs", BENCH_RUN]
     done = subprocess.run(command, capture_output=True, timeout=600, check=False)
-    catalogue = Catalogue.scan(root, ["10000"])
-    run = catalogue.run("10000", BENCH_RUN)
+    run = Catalogue.scan(root, ["10000"]).run("10000", BENCH_RUN)
     assert run is not None
-    placeholders = 0
-    for annotation in run.annotations:
-        for file in annotation.files:
-            output = annotation_output(root, run, annotation, file.shape)
-            if file.is_precomputable and not output.is_dir():
-                output.mkdir(parents=True)
-                (output / "info").write_text('{"@type": "neuroglancer_annotations_v1"}')
-                placeholders += 1
+    placeholders = fill_missing_outputs(root, run, {"@type": ANNOTATIONS_TYPE})
     return f"precompute exit {done.returncode}, {placeholders} placeholder outputs"
 
 

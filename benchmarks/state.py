@@ -13,7 +13,6 @@ Targets: warm < 5 ms, cold < 50 ms.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -23,63 +22,54 @@ from typing import Any
 
 import numpy as np
 
-from cryoet_ng import layout
-from cryoet_ng.catalogue import Catalogue, annotation_stem, voxel_spacing_dirname
+from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.config import LayerStyle, SelectionConfig
+from cryoet_ng.layout import Layout
+from cryoet_ng.sample.annotations import AnnotationObject, Source, annotation_spec
+from cryoet_ng.sample.builder import TreeBuilder
+from cryoet_ng.sample.outputs import annotation_info, write_output, write_tomogram_stats
 from cryoet_ng.summaries import Grid, Occupancy, Summary
-from ngstate import StateOptions, build_state, cache
+from ngstate import StateOptions, build_state
+from ngstate.summary_reader import SummaryReader
 
 SPACING, SIZE = 13.48, (960, 928, 500)
 URL = "http://127.0.0.1:8000/data"
 
 
 def make_tree(root: Path, n: int = 20) -> None:
-    run_dir = root / "10000" / "TS_026"
-    vs_dir = run_dir / "Reconstructions" / voxel_spacing_dirname(SPACING)
-    tomo = vs_dir / "Tomograms" / "100"
-    (tomo / "TS_026.zarr").mkdir(parents=True)
-    meta = {"voxel_spacing": SPACING, "size": dict(zip("xyz", SIZE, strict=True))}
-    (tomo / "tomogram_metadata.json").write_text(json.dumps(meta))
-    rng = np.random.default_rng(0)
-    extent = tuple(s * SPACING * 1e-10 for s in SIZE)
-    grid = Grid.for_extent(extent)  # type: ignore[arg-type]
+    """Run 10000/TS_026 (metadata only) with ``n`` annotations, alternately points and masks,
+    and stand-in outputs with summaries (points: 500 random; masks: random fractions)."""
+    tree = TreeBuilder(root)
+    tree.dataset("10000")
+    written = tree.run("10000", "TS_026", SIZE, SPACING)
+    tree.tomogram(written)
     for i in range(n):
-        shape = "Point" if i % 2 == 0 else "SegmentationMask"
-        ann = {
-            "annotation_object": {"id": f"GO:{i // 3:07d}", "name": f"object {i // 3}"},
-            "method_type": ["manual", "automated", "hybrid"][i % 3],
-            "ground_truth_status": i % 4 == 0,
-            "version": 1.0,
-        }
-        stem = annotation_stem(ann)
-        adir = vs_dir / "Annotations" / str(100 + i)
-        adir.mkdir(parents=True)
-        rel = f"10000/TS_026/{adir.relative_to(run_dir)}/{stem}_{shape.lower()}"
-        fmt = "ndjson" if shape == "Point" else "zarr"
-        ann["files"] = [
-            {"shape": shape, "format": fmt, "path": rel, "is_visualization_default": True}
-        ]
-        (adir / f"{stem}.json").write_text(json.dumps(ann))
+        spec = annotation_spec(
+            AnnotationObject(f"GO:{i // 3:07d}", f"object {i // 3}"),
+            Source("Point" if i % 2 == 0 else "SegmentationMask", True),
+            method_type=["manual", "automated", "hybrid"][i % 3],
+            ground_truth=i % 4 == 0,
+        )
+        tree.annotation(written, spec)
     catalogue = Catalogue.scan(root)
     run = catalogue.run("10000", "TS_026")
     assert run is not None
+    rng = np.random.default_rng(0)
+    extent = tuple(s * SPACING * 1e-10 for s in SIZE)
+    grid = Grid.for_extent(extent)  # type: ignore[arg-type]
     for annotation in run.annotations:
         shape = annotation.files[0].shape
-        out = layout.annotation_output(root, run, annotation, shape)
-        out.mkdir(parents=True)
         if shape == "Point":
             xyz = rng.uniform(0, 1, (500, 3)) * np.asarray(extent)
-            (out / "info").write_text(json.dumps({"properties": [{"id": "diameter"}]}))
             summary = Summary("annotation", 500, None, Occupancy.of_points(grid, xyz))
+            write_output(root, run, annotation, shape, info=annotation_info(shape), summary=summary)
         else:
             values = np.clip(rng.normal(0.1, 0.3, grid.size), 0, 1)
-            summary = Summary(
-                "segmentation", 1000, None, Occupancy(grid, "fraction", values), {1: 1000}
-            )
-        summary.write(layout.annotation_summary(root, run, annotation, shape))
-    tomogram = run.tomograms[0]
+            occupancy = Occupancy(grid, "fraction", values)
+            summary = Summary("segmentation", 1000, None, occupancy, {1: 1000})
+            write_output(root, run, annotation, shape, summary=summary)
     stats = {"contrast_2d": [-1.0, 1.0], "contrast_3d": [0.0, 2.0]}
-    Summary("tomogram", extra={"stats": stats}).write(layout.tomogram_summary(root, run, tomogram))
+    write_tomogram_stats(root, run, run.tomograms[0], stats)
 
 
 def baseline(catalogue: Catalogue, root: Path) -> dict[str, Any]:
@@ -92,7 +82,7 @@ def baseline(catalogue: Catalogue, root: Path) -> dict[str, Any]:
     ]
     for annotation in run.annotations_for(tomogram):
         for f in annotation.files:
-            out = layout.annotation_output(root, run, annotation, f.shape)
+            out = Layout(root).annotation_output(run, annotation, f.shape)
             url = f"precomputed://{URL}/{out.relative_to(root).as_posix()}"
             kind = "annotation" if f.shape == "Point" else "segmentation"
             layers.append(
@@ -128,17 +118,17 @@ def main() -> None:
         catalogue = Catalogue.scan(root)
         built = build_state(catalogue, "10000", "TS_026", None, options)
         assert len(built.state["layers"]) == 21, len(built.state["layers"])
+        reader = SummaryReader()  # kept across builds, as the server keeps its own
         warm = median_ms(
-            lambda: build_state(catalogue, "10000", "TS_026", None, options), args.repeat
+            lambda: build_state(catalogue, "10000", "TS_026", None, options, reader), args.repeat
         )
         uncached = median_ms(
-            lambda: (cache.clear(), build_state(catalogue, "10000", "TS_026", None, options)),
+            lambda: build_state(catalogue, "10000", "TS_026", None, options, SummaryReader()),
             args.repeat,
         )
         cold = median_ms(
-            lambda: (
-                cache.clear(),
-                build_state(Catalogue.scan(root), "10000", "TS_026", None, options),
+            lambda: build_state(
+                Catalogue.scan(root), "10000", "TS_026", None, options, SummaryReader()
             ),
             args.repeat,
         )

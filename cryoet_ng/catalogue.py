@@ -1,9 +1,29 @@
 """Read a portal-layout data tree: datasets, runs, voxel spacings, tomograms, annotations.
 
-This is the one place that knows the portal's folder layout (see
-shared/portal-data-format.md). Both layouts are read: the current
+This is the one place that knows the portal's input layout (as the portal's ingestion,
+chanzuckerberg/cryoet-data-portal-backend ``ingestion_tools``, writes it; outputs:
+:mod:`cryoet_ng.layout`). Both layouts are read: the current
 ``<run>/Reconstructions/VoxelSpacing<vs>/{Tomograms/<id>,Annotations/<id>}`` and,
 read-only, the older ``<run>/Tomograms/VoxelSpacing<vs>/{CanonicalTomogram,Annotations}``.
+
+The tree is read through a :mod:`cryoet_ng.store` (local folder, ``s3://``, ``gs://``,
+or ``https://`` with its published index) by :mod:`cryoet_ng.treescan`, which turns
+listings and metadata documents into plain records; the same records are what
+:mod:`cryoet_ng.index` stores, and this module's :class:`Builder` turns them into items,
+so a catalogue built from a live scan (:meth:`Catalogue.scan`) and one loaded from the
+index (:meth:`Catalogue.from_index`) are the same. (The builder lives here, not in
+treescan, so that imports point one way: catalogue -> index -> treescan -> store.)
+Items of a local tree carry :class:`pathlib.Path` objects, those of a remote tree
+:class:`cryoet_ng.store.Location` objects (see :data:`TreePath`).
+
+Alignment matching (:meth:`Run.aligned`), as the portal's
+``visualization_config.get_annotation_layer_info`` does: an annotation belongs to a
+tomogram's state only when its ``alignment_metadata_path`` equals the tomogram's. Where
+a link is missing we differ from the portal, which skips unlinked tomograms and drops
+unlinked annotations: an unlinked annotation or tomogram is matched only when the run
+has at most one alignment (so the missing link cannot name another one). Legacy-layout
+trees have no links at all and keep every annotation of the run; a run with several
+alignments leaves its unlinked annotations out of every state.
 
 A partial or damaged tree never raises: every problem becomes a
 :class:`CatalogueWarning` naming the path, and the item is skipped.
@@ -11,19 +31,24 @@ A partial or damaged tree never raises: every problem becomes a
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from cryoet_ng.store import Location, StoreError, TreePath, TreeStore, open_store, tree_path
+from cryoet_ng.treescan import CatalogueWarning as CatalogueWarning
+from cryoet_ng.treescan import Record, scan_records
+
+if TYPE_CHECKING:
+    from cryoet_ng.index import TreeIndex
 
 log = logging.getLogger(__name__)
 
 POINT_SHAPES = ("Point", "OrientedPoint", "InstanceSegmentation")
 VOLUME_SHAPES = ("SegmentationMask", "InstanceSegmentationMask")
-MESH_SHAPES = ("TriangularMesh",)
 # Shapes the precompute turns into Neuroglancer data, with the file format it reads.
 PRECOMPUTED_FORMATS = {
     "Point": "ndjson",
@@ -34,18 +59,6 @@ PRECOMPUTED_FORMATS = {
 }
 _VS_DIR = re.compile(r"^VoxelSpacing(\d+(?:\.\d+)?)$")
 _OLD_ANNOTATION = re.compile(r"^(\d+)-(.+[0-9])\.json$")
-
-
-@dataclass(frozen=True)
-class CatalogueWarning:
-    path: Path
-    message: str
-    # True when an input was skipped because of it (a batch then fails); False for notes
-    # about a valid but partial tree, such as a run without tomograms.
-    skipped: bool = True
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
 
 
 def voxel_spacing_dirname(spacing: float) -> str:
@@ -74,9 +87,13 @@ def annotation_stem(metadata: dict[str, Any]) -> str:
 class AnnotationFile:
     shape: str
     format: str
-    path: Path  # absolute local path of the data file or directory
+    path: TreePath  # the data file or directory (local path, or Location on a store)
     relative_path: str  # bucket-relative path as written in the metadata
     is_visualization_default: bool | None  # None when the metadata does not say
+    exists: bool = True  # found by the listing (outside the run: assumed)
+    # Cheap change signature of the input (sizes and versions of its objects), from the
+    # listing; None when unknown.
+    signature: str | None = None
 
     @property
     def is_precomputable(self) -> bool:
@@ -87,7 +104,7 @@ class AnnotationFile:
 class Annotation:
     id: str  # annotation id, unique per VoxelSpacing directory
     voxel_spacing: float  # Å per voxel of the coordinates / volume
-    metadata_path: Path
+    metadata_path: TreePath
     metadata: dict[str, Any] = field(repr=False, compare=False)
     files: tuple[AnnotationFile, ...] = ()
 
@@ -105,10 +122,6 @@ class Annotation:
     @property
     def object_id(self) -> str | None:
         return (self.metadata.get("annotation_object") or {}).get("id")
-
-    @property
-    def object_description(self) -> str | None:
-        return (self.metadata.get("annotation_object") or {}).get("description")
 
     @property
     def method_type(self) -> str:
@@ -133,20 +146,17 @@ class Annotation:
     def alignment_metadata_path(self) -> str | None:
         return self.metadata.get("alignment_metadata_path")
 
-    def precompute_dirname(self, shape: str) -> str:
-        """``<id>-<slug>-<version>_<shape lowercased>``: the portal's output folder name."""
-        return f"{self.id}-{self.stem}_{shape.lower()}"
-
 
 @dataclass(frozen=True)
 class Tomogram:
     id: str
     voxel_spacing: float
-    metadata_path: Path
+    metadata_path: TreePath
     metadata: dict[str, Any] = field(repr=False, compare=False)
-    omezarr_path: Path | None = None
+    omezarr_path: TreePath | None = None
     omezarr_relative: str | None = None
-    mrc_path: Path | None = None
+    mrc_path: TreePath | None = None
+    omezarr_signature: str | None = None  # as AnnotationFile.signature
 
     @property
     def size_xyz(self) -> tuple[int, int, int] | None:
@@ -167,21 +177,17 @@ class Tomogram:
 @dataclass
 class VoxelSpacingDir:
     spacing: float
-    path: Path  # the VoxelSpacing<vs> folder
+    path: TreePath  # the VoxelSpacing<vs> folder
     tomograms: dict[str, Tomogram] = field(default_factory=dict)
     annotations: dict[str, Annotation] = field(default_factory=dict)
     legacy: bool = False
-
-    @property
-    def precompute_dir(self) -> Path:
-        return self.path / "NeuroglancerPrecompute"
 
 
 @dataclass
 class Run:
     dataset_id: str
     name: str
-    path: Path
+    path: TreePath
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
     spacings: dict[str, VoxelSpacingDir] = field(default_factory=dict)
 
@@ -203,13 +209,46 @@ class Run:
         )
         return tomograms[0] if tomograms else None
 
+    @property
+    def alignments(self) -> set[str]:
+        """Distinct alignment links of the run's tomograms and annotations."""
+        links = {t.alignment_metadata_path for t in self.tomograms}
+        links |= {a.alignment_metadata_path for a in self.annotations}
+        return {link for link in links if link}
+
+    def aligned(self, tomogram: Tomogram, annotation: Annotation) -> bool:
+        """Whether ``annotation`` belongs to ``tomogram``'s alignment (see the module notes).
+
+        Both linked: the links must be equal, as the portal matches them
+        (``visualization_config.get_annotation_layer_info``). One side unlinked: only when
+        the run has at most one alignment, so the missing link cannot be another one
+        (legacy-layout trees have no links at all and keep every annotation).
+        """
+        mine, theirs = tomogram.alignment_metadata_path, annotation.alignment_metadata_path
+        if mine and theirs:
+            return mine == theirs
+        return len(self.alignments) <= 1
+
     def annotations_for(self, tomogram: Tomogram) -> list[Annotation]:
-        """Annotations of the tomogram's alignment (all of the run when unlinked)."""
-        link = tomogram.alignment_metadata_path
-        annotations = self.annotations
-        if link is not None:
-            annotations = [a for a in annotations if a.alignment_metadata_path in (None, link)]
+        """Annotations of the tomogram's alignment, ordered by spacing and id."""
+        annotations = [a for a in self.annotations if self.aligned(tomogram, a)]
         return sorted(annotations, key=lambda a: (a.voxel_spacing, _num(a.id)))
+
+    def scanned_paths(self) -> list[TreePath]:
+        """The folders and metadata files a scan of this run reads: while none of them
+        changes (a folder changes when an entry is added, removed or renamed in it), a new
+        scan finds the same run. Paths that do not exist are included: their creation counts."""
+        paths: list[TreePath] = [
+            self.path,
+            self.path / "run_metadata.json",
+            self.path / "Reconstructions",
+            self.path / "Tomograms",
+        ]
+        for vs in self.spacings.values():
+            paths += [vs.path, vs.path / "Tomograms", vs.path / "Annotations"]
+            paths += [t.metadata_path for t in vs.tomograms.values()]
+            paths += [a.metadata_path for a in vs.annotations.values()]
+        return paths
 
     def spacing_dir(self, spacing: float) -> VoxelSpacingDir | None:
         return next((v for v in self.spacings.values() if abs(v.spacing - spacing) < 1e-6), None)
@@ -218,22 +257,125 @@ class Run:
 @dataclass
 class Dataset:
     id: str
-    path: Path
+    path: TreePath
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
     runs: dict[str, Run] = field(default_factory=dict)
 
 
+class LazyDatasets(Mapping[str, Dataset]):
+    """Datasets by id, each built when first asked for (from an index)."""
+
+    def __init__(self, ids: list[str], load: Callable[[str], Dataset | None]) -> None:
+        self._ids = list(ids)
+        self._load = load
+        self._loaded: dict[str, Dataset | None] = {}
+
+    def __getitem__(self, dataset_id: str) -> Dataset:
+        if dataset_id not in self._loaded:
+            if dataset_id not in self._ids:
+                raise KeyError(dataset_id)
+            self._loaded[dataset_id] = self._load(dataset_id)
+        dataset = self._loaded[dataset_id]
+        if dataset is None:
+            raise KeyError(dataset_id)
+        return dataset
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, dataset_id: object) -> bool:
+        return dataset_id in self._ids
+
+    @property
+    def loaded(self) -> list[str]:
+        return [k for k, v in self._loaded.items() if v is not None]
+
+
 @dataclass
 class Catalogue:
-    root: Path
-    datasets: dict[str, Dataset] = field(default_factory=dict)
+    root: TreePath
+    datasets: Mapping[str, Dataset] = field(default_factory=dict)
     warnings: list[CatalogueWarning] = field(default_factory=list)
+    # The index it was read from (Catalogue.from_index), else None.
+    index: TreeIndex | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def scan(cls, root: str | Path, datasets: list[str] | None = None) -> Catalogue:
-        """Read the tree under ``root`` (optionally only the named datasets)."""
-        catalogue = cls(Path(root).resolve())
-        _Scanner(catalogue).scan(datasets)
+    def scan(
+        cls,
+        root: str | Path,
+        datasets: list[str] | None = None,
+        runs: list[str] | None = None,
+    ) -> Catalogue:
+        """Read the tree at ``root`` (a folder or URL), optionally only the named datasets
+        and runs. An ``http(s)://`` tree cannot be listed: its published index is read."""
+        try:
+            store = open_store(root)
+        except StoreError as exc:
+            return cls(Path(str(root)), {}, [CatalogueWarning(Path(str(root)), exc.reason)])
+        if not store.can_list:
+            return cls.from_index(store, store, datasets, runs)
+        records, warnings = scan_records(store, datasets, runs)
+        return cls.from_records(store, records, warnings)
+
+    @classmethod
+    def from_records(
+        cls, store: TreeStore, records: list[Record], warnings: list[CatalogueWarning]
+    ) -> Catalogue:
+        """The catalogue of dataset records (:mod:`cryoet_ng.treescan`) of ``store``'s tree."""
+        catalogue = cls(tree_path(store, ""), {}, list(warnings))
+        builder = Builder(store, catalogue.warnings)
+        built = {r["dataset"]: builder.dataset(r) for r in records}
+        catalogue.datasets = dict(sorted(built.items()))
+        return catalogue
+
+    @classmethod
+    def from_index(
+        cls,
+        data_store: TreeStore,
+        index_store: TreeStore,
+        datasets: list[str] | None = None,
+        runs: list[str] | None = None,
+    ) -> Catalogue:
+        """A catalogue read lazily from the index (:mod:`cryoet_ng.index`) in
+        ``index_store``: each dataset is loaded when first asked for.
+
+        No index: an empty catalogue with a warning saying how to build one.
+        """
+        from cryoet_ng.index import TOP, IndexFormatError, TreeIndex, only_runs
+
+        root = tree_path(data_store, "")
+        try:
+            index = TreeIndex.load(index_store)
+        except (StoreError, IndexFormatError) as exc:
+            return cls(root, {}, [CatalogueWarning(root, f"cannot read the index: {exc}")])
+        if index is None:
+            message = (
+                f"no index at {index_store.url_of(TOP)}; build it with "
+                f"`cryoet-ng index {data_store.url}` (and publish it beside an https:// tree)"
+            )
+            return cls(root, {}, [CatalogueWarning(root, message)])
+        ids = [
+            i
+            for i in index.dataset_ids
+            if (not datasets or i in datasets) and (not runs or set(runs) & set(index.runs_of(i)))
+        ]
+        catalogue = cls(root, {}, [])
+        builder = Builder(data_store, catalogue.warnings)
+
+        def load(dataset_id: str) -> Dataset | None:
+            try:
+                record = index.dataset_record(dataset_id)
+            except (StoreError, IndexFormatError) as exc:
+                where = tree_path(data_store, dataset_id)
+                builder.warnings.append(CatalogueWarning(where, str(exc)))
+                return None
+            return builder.dataset(only_runs(record, runs)) if record is not None else None
+
+        catalogue.datasets = LazyDatasets(ids, load)
+        catalogue.index = index
         return catalogue
 
     def run(self, dataset_id: str, run_name: str) -> Run | None:
@@ -244,8 +386,11 @@ class Catalogue:
         for dataset in self.datasets.values():
             yield from dataset.runs.values()
 
-    def relative(self, path: Path) -> str:
+    def relative(self, path: TreePath) -> str:
         """Path relative to the data root, with forward slashes (bucket-relative form)."""
+        if isinstance(path, Location):
+            return path.relative_to(self.root)
+        assert isinstance(self.root, Path)
         return path.resolve().relative_to(self.root).as_posix()
 
 
@@ -253,170 +398,238 @@ def _num(text: str) -> tuple[int, str]:
     return (int(text), "") if text.isdigit() else (1 << 62, text)
 
 
-class _Scanner:
-    def __init__(self, catalogue: Catalogue) -> None:
-        self.cat = catalogue
+# -- records -> catalogue items -------------------------------------------------------------
 
-    def warn(self, path: Path, message: str, skipped: bool = True) -> None:
-        warning = CatalogueWarning(path, message, skipped)
-        self.cat.warnings.append(warning)
+
+class Builder:
+    """Turns records into catalogue items; every problem becomes a warning."""
+
+    def __init__(self, store: TreeStore, warnings: list[CatalogueWarning]) -> None:
+        self.store = store
+        self.warnings = warnings
+
+    def warn(self, key: str, message: str, skipped: bool = True) -> None:
+        warning = CatalogueWarning(tree_path(self.store, key), message, skipped)
+        self.warnings.append(warning)
         log.warning("%s", warning)
 
-    def read_json(self, path: Path) -> dict[str, Any] | None:
-        try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            self.warn(path, f"cannot read: {exc.strerror}")
+    def dataset(self, record: Record) -> Dataset:
+        dataset_id = record["dataset"]
+        meta = record["metadata"]
+        if meta.get("error"):
+            self.warn(meta["file"][0], meta["error"])
+        dataset = Dataset(dataset_id, tree_path(self.store, dataset_id), meta.get("doc") or {})
+        for name, run_record in record["runs"].items():
+            dataset.runs[name] = _RunBuilder(self, f"{dataset_id}/{name}", run_record).build(
+                dataset_id, name
+            )
+        return dataset
+
+
+class _RunBuilder:
+    def __init__(self, builder: Builder, key: str, record: Record) -> None:
+        self.b = builder
+        self.key = key
+        self.record = record
+        self.files: dict[str, list[Any]] = {f[0]: f for f in record["files"]}
+        self.folders: set[str] = set()
+        for rel in self.files:
+            parts = rel.rstrip("/").split("/")
+            self.folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+            if rel.endswith("/"):
+                self.folders.add(rel.rstrip("/"))
+
+    def path(self, rel: str) -> Any:
+        return tree_path(self.b.store, f"{self.key}/{rel}" if rel else self.key)
+
+    def doc(self, rel: str) -> dict[str, Any] | None:
+        if rel in self.record["errors"]:
+            self.b.warn(f"{self.key}/{rel}", self.record["errors"][rel])
             return None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self.warn(path, f"not valid JSON ({exc}); skipped")
-            return None
-        if not isinstance(data, dict):
-            self.warn(path, "metadata is not a JSON object; skipped")
-            return None
-        return data
+        return self.record["docs"].get(rel)
 
-    def scan(self, only: list[str] | None) -> None:
-        root = self.cat.root
-        if not root.is_dir():
-            self.warn(root, "data root is not a directory")
-            return
-        for ds_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit()):
-            if only and ds_dir.name not in only:
-                continue
-            meta_path = ds_dir / "dataset_metadata.json"
-            meta = self.read_json(meta_path) if meta_path.exists() else {}
-            dataset = Dataset(ds_dir.name, ds_dir, meta or {})
-            for run_dir in sorted(p for p in ds_dir.iterdir() if p.is_dir()):
-                run = self.scan_run(dataset, run_dir)
-                if run is not None:
-                    dataset.runs[run.name] = run
-            self.cat.datasets[dataset.id] = dataset
+    def children(self, folder: str) -> tuple[list[str], list[str]]:
+        """(sub-folder names, file names) directly in ``folder`` (relative to the run)."""
+        depth = folder.count("/") + 1
+        subs = sorted(
+            f.rsplit("/", 1)[-1]
+            for f in self.folders
+            if f.startswith(folder + "/") and f.count("/") == depth
+        )
+        names = sorted(
+            rel.rsplit("/", 1)[-1]
+            for rel in self.files
+            if not rel.endswith("/") and rel.startswith(folder + "/") and rel.count("/") == depth
+        )
+        return subs, names
 
-    def scan_run(self, dataset: Dataset, run_dir: Path) -> Run | None:
-        meta_path = run_dir / "run_metadata.json"
-        recon = run_dir / "Reconstructions"
-        legacy = run_dir / "Tomograms"
-        if not meta_path.exists() and not recon.is_dir() and not legacy.is_dir():
-            return None  # Images/ and other non-run folders
-        meta = self.read_json(meta_path) if meta_path.exists() else {}
-        run = Run(dataset.id, run_dir.name, run_dir, meta or {})
-        for parent, is_legacy in ((recon, False), (legacy, True)):
-            if not parent.is_dir():
-                continue
-            for vs_dir in sorted(parent.iterdir()):
-                match = _VS_DIR.match(vs_dir.name)
-                if not (vs_dir.is_dir() and match):
-                    continue
-                vs = VoxelSpacingDir(float(match.group(1)), vs_dir, legacy=is_legacy)
-                if is_legacy:
-                    self.scan_legacy_spacing(run, vs)
-                else:
-                    self.scan_spacing(run, vs)
-                run.spacings[vs_dir.name if not is_legacy else f"legacy/{vs_dir.name}"] = vs
-        if not run.tomograms:
-            self.warn(run_dir, "run has no tomogram", skipped=False)
-        return run
-
-    def scan_spacing(self, run: Run, vs: VoxelSpacingDir) -> None:
-        tomo_root = vs.path / "Tomograms"
-        if tomo_root.is_dir():
-            for tdir in sorted(p for p in tomo_root.iterdir() if p.is_dir()):
-                meta_path = tdir / "tomogram_metadata.json"
-                if not meta_path.exists():
-                    self.warn(tdir, "tomogram folder without tomogram_metadata.json; skipped")
-                    continue
-                meta = self.read_json(meta_path)
-                if meta is not None:
-                    vs.tomograms[tdir.name] = self.make_tomogram(tdir.name, vs, meta_path, meta)
-        ann_root = vs.path / "Annotations"
-        if ann_root.is_dir():
-            for adir in sorted(p for p in ann_root.iterdir() if p.is_dir()):
-                metas = sorted(adir.glob("*[0-9].json"))
-                if not metas:
-                    self.warn(adir, "annotation folder without metadata file; skipped")
-                    continue
-                meta = self.read_json(metas[0])
-                if meta is not None:
-                    ann = self.make_annotation(adir.name, vs, metas[0], meta)
-                    if ann is not None:
-                        vs.annotations[ann.id] = ann
-
-    def scan_legacy_spacing(self, run: Run, vs: VoxelSpacingDir) -> None:
-        canonical = vs.path / "CanonicalTomogram"
-        meta_path = canonical / "tomogram_metadata.json"
-        if meta_path.exists():
-            meta = self.read_json(meta_path)
-            if meta is not None:
-                vs.tomograms["canonical"] = self.make_tomogram("canonical", vs, meta_path, meta)
-        ann_root = vs.path / "Annotations"
-        if ann_root.is_dir():
-            for meta_path in sorted(ann_root.glob("*[0-9].json")):
-                match = _OLD_ANNOTATION.match(meta_path.name)
+    def build(self, dataset_id: str, name: str) -> Run:
+        meta = self.doc("run_metadata.json") if "run_metadata.json" in self.files else {}
+        run = Run(dataset_id, name, self.path(""), meta or {})
+        for parent, legacy in (("Reconstructions", False), ("Tomograms", True)):
+            for vs_name in self.children(parent)[0]:
+                match = _VS_DIR.match(vs_name)
                 if not match:
                     continue
-                meta = self.read_json(meta_path)
-                if meta is not None:
-                    ann = self.make_annotation(match.group(1), vs, meta_path, meta)
-                    if ann is not None:
-                        vs.annotations[ann.id] = ann
+                vs = VoxelSpacingDir(float(match.group(1)), self.path(f"{parent}/{vs_name}"))
+                vs.legacy = legacy
+                prefix = f"{parent}/{vs_name}"
+                if legacy:
+                    self.legacy_spacing(vs, prefix)
+                else:
+                    self.spacing(vs, prefix)
+                run.spacings[f"legacy/{vs_name}" if legacy else vs_name] = vs
+        if not run.tomograms:
+            self.b.warn(self.key, "run has no tomogram", skipped=False)
+        return run
 
-    def local_path(self, relative: str) -> Path | None:
-        """Bucket-relative path -> local path; None when it would leave the data root."""
-        path = (self.cat.root / relative.lstrip("/")).resolve()
-        return path if path.is_relative_to(self.cat.root) else None
+    def spacing(self, vs: VoxelSpacingDir, prefix: str) -> None:
+        for tomo_id in self.children(f"{prefix}/Tomograms")[0]:
+            rel = f"{prefix}/Tomograms/{tomo_id}/tomogram_metadata.json"
+            if rel not in self.files:
+                self.b.warn(
+                    f"{self.key}/{prefix}/Tomograms/{tomo_id}",
+                    "tomogram folder without tomogram_metadata.json; skipped",
+                )
+                continue
+            meta = self.doc(rel)
+            if meta is not None:
+                vs.tomograms[tomo_id] = self.tomogram(tomo_id, vs, rel, meta)
+        for ann_id in self.children(f"{prefix}/Annotations")[0]:
+            folder = f"{prefix}/Annotations/{ann_id}"
+            metas = [n for n in self.children(folder)[1] if re.search(r"[0-9]\.json$", n)]
+            if not metas:
+                self.b.warn(
+                    f"{self.key}/{folder}", "annotation folder without metadata file; skipped"
+                )
+                continue
+            for extra in metas[1:]:
+                self.b.warn(
+                    f"{self.key}/{folder}/{extra}",
+                    f"second metadata file in one annotation folder; {metas[0]} is used",
+                )
+            meta = self.doc(f"{folder}/{metas[0]}")
+            if meta is not None:
+                ann = self.annotation(ann_id, vs, f"{folder}/{metas[0]}", meta)
+                if ann is not None:
+                    vs.annotations[ann.id] = ann
 
-    def make_tomogram(
-        self, tomo_id: str, vs: VoxelSpacingDir, meta_path: Path, meta: dict[str, Any]
+    def legacy_spacing(self, vs: VoxelSpacingDir, prefix: str) -> None:
+        rel = f"{prefix}/CanonicalTomogram/tomogram_metadata.json"
+        if rel in self.files:
+            meta = self.doc(rel)
+            if meta is not None:
+                vs.tomograms["canonical"] = self.tomogram("canonical", vs, rel, meta)
+        for name in self.children(f"{prefix}/Annotations")[1]:
+            match = _OLD_ANNOTATION.match(name)
+            if not match:
+                continue
+            meta = self.doc(f"{prefix}/Annotations/{name}")
+            if meta is not None:
+                ann = self.annotation(match.group(1), vs, f"{prefix}/Annotations/{name}", meta)
+                if ann is not None:
+                    vs.annotations[ann.id] = ann
+
+    def resolve(self, relative: str) -> tuple[str | None, list[Any] | None]:
+        """A bucket-relative path -> (root key or None if it leaves the root, its entry)."""
+        key = self.b.store.contains(relative)
+        if key is None:
+            return None, None
+        if key.startswith(self.key + "/"):
+            rel = key[len(self.key) + 1 :]
+            return key, self.files.get(rel) or self.files.get(rel + "/")
+        return key, None
+
+    def exists(self, key: str, entry: list[Any] | None) -> bool:
+        if entry is not None:
+            return True
+        if key.startswith(self.key + "/"):
+            rel = key[len(self.key) + 1 :]
+            return rel in self.folders
+        return True  # outside the run's listing: assumed; the converter names it if missing
+
+    def tomogram(
+        self, tomo_id: str, vs: VoxelSpacingDir, rel: str, meta: dict[str, Any]
     ) -> Tomogram:
-        zarr_rel = meta.get("omezarr_dir")
-        zarr_path = self.local_path(zarr_rel) if isinstance(zarr_rel, str) else None
-        if zarr_path is None or not zarr_path.is_dir():
-            found = sorted(meta_path.parent.glob("*.zarr"))
-            zarr_path = found[0] if found else None
-            zarr_rel = self.cat.relative(zarr_path) if zarr_path else None
-        mrc_rel = meta.get("mrc_file")
-        mrc_path = self.local_path(mrc_rel) if isinstance(mrc_rel, str) else None
-        if mrc_path is not None and not mrc_path.is_file():
-            mrc_path = None
-        if zarr_path is None:
-            self.warn(meta_path.parent, "tomogram has no OME-Zarr", skipped=False)
+        folder = rel.rsplit("/", 1)[0]
+        meta_key = f"{self.key}/{rel}"
+        zarr_key: str | None = None
+        zarr_entry: list[Any] | None = None
+        declared = meta.get("omezarr_dir")
+        if isinstance(declared, str):
+            zarr_key, zarr_entry = self.resolve(declared)
+            if zarr_key is not None and not self.exists(zarr_key, zarr_entry):
+                zarr_key = None
+        if zarr_key is None:
+            found = sorted(
+                f for f in self.files if f.startswith(folder + "/") and f.endswith(".zarr/")
+            )
+            found = [f for f in found if f.rstrip("/").count("/") == folder.count("/") + 1]
+            if found:
+                zarr_entry = self.files[found[0]]
+                zarr_key = f"{self.key}/{found[0].rstrip('/')}"
+        mrc_key: str | None = None
+        declared_mrc = meta.get("mrc_file")
+        if isinstance(declared_mrc, str):
+            key, mrc_entry = self.resolve(declared_mrc)
+            # Inside the run the listing says whether the file exists; outside, assumed.
+            if key is not None and (mrc_entry is not None or not key.startswith(self.key + "/")):
+                mrc_key = key
+        if zarr_key is None:
+            self.b.warn(f"{self.key}/{folder}", "tomogram has no OME-Zarr", skipped=False)
         raw_spacing = meta.get("voxel_spacing", vs.spacing)
         try:
             spacing = float(raw_spacing)
         except (TypeError, ValueError):
-            # A damaged metadata file must not stop the scan: use the folder's spacing.
-            self.warn(
-                meta_path, f"voxel_spacing {raw_spacing!r} is not a number; using {vs.spacing}"
+            self.b.warn(
+                meta_key, f"voxel_spacing {raw_spacing!r} is not a number; using {vs.spacing}"
             )
             spacing = vs.spacing
-        return Tomogram(tomo_id, spacing, meta_path, meta, zarr_path, zarr_rel, mrc_path)
+        store = self.b.store
+        return Tomogram(
+            tomo_id,
+            spacing,
+            tree_path(store, meta_key),
+            meta,
+            tree_path(store, zarr_key) if zarr_key else None,
+            zarr_key,
+            tree_path(store, mrc_key) if mrc_key else None,
+            omezarr_signature=str(zarr_entry[2]) if zarr_entry else None,
+        )
 
-    def make_annotation(
-        self, ann_id: str, vs: VoxelSpacingDir, meta_path: Path, meta: dict[str, Any]
+    def annotation(
+        self, ann_id: str, vs: VoxelSpacingDir, rel: str, meta: dict[str, Any]
     ) -> Annotation | None:
+        meta_key = f"{self.key}/{rel}"
         obj = meta.get("annotation_object")
         if not isinstance(obj, dict) or not obj.get("name"):
-            self.warn(meta_path, "annotation metadata lacks annotation_object.name; skipped")
+            self.b.warn(meta_key, "annotation metadata lacks annotation_object.name; skipped")
             return None
         files = []
-        for i, entry in enumerate(meta.get("files") or []):
+        entries = meta.get("files")
+        if not isinstance(entries, list):
+            if entries is not None:
+                self.b.warn(meta_key, f"files is not a list ({type(entries).__name__}); skipped")
+            entries = []
+        for i, entry in enumerate(entries):
             if not isinstance(entry, dict) or not {"shape", "format", "path"} <= set(entry):
-                self.warn(meta_path, f"files[{i}] lacks shape/format/path; entry skipped")
+                self.b.warn(meta_key, f"files[{i}] lacks shape/format/path; entry skipped")
                 continue
-            rel = str(entry["path"])
-            local = self.local_path(rel)
-            if local is None:
-                self.warn(meta_path, f"files[{i}] path {rel!r} leaves the data root; skipped")
+            declared = str(entry["path"])
+            key, found = self.resolve(declared)
+            if key is None:
+                self.b.warn(meta_key, f"files[{i}] path {declared!r} leaves the data root; skipped")
                 continue
             flag = entry.get("is_visualization_default")
             files.append(
                 AnnotationFile(
                     shape=str(entry["shape"]),
                     format=str(entry["format"]),
-                    path=local,
-                    relative_path=rel,
+                    path=tree_path(self.b.store, key),
+                    relative_path=declared,
                     is_visualization_default=None if flag is None else bool(flag),
+                    exists=self.exists(key, found),
+                    signature=f"{found[1]}:{found[2]}" if found else None,
                 )
             )
-        return Annotation(ann_id, vs.spacing, meta_path, meta, tuple(files))
+        return Annotation(ann_id, vs.spacing, tree_path(self.b.store, meta_key), meta, tuple(files))

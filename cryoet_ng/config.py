@@ -13,120 +13,208 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import textwrap
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 ENV_PREFIX = "CRYOET_NG__"
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+# Shipped inside the package, so an installed cryoet-ng finds it; generated from the
+# dataclasses below (:func:`default_yaml`), which hold every default once.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default.yaml"
+# The two values the shipped file sets instead of a default: a checkout's sample tree and
+# saved-state folder (relative to the file: this package's folder, so the checkout's root).
+SHIPPED_VALUES: dict[str, Any] = {"data_root": "../sample-data", "server.states_db": "../.states"}
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names file and key."""
 
 
+def _doc(default: T, doc: str) -> T:
+    """A field's default with its documentation (written into the generated default.yaml)."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    # Folder of the SQLite saved-state database, or a postgresql:// URL.
-    states_db: str = "states"
-    max_body_bytes: int = 2_000_000
-    cors_origins: tuple[str, ...] = ()
-    # Token of the self-hosted client path /v/<token>/.
-    viewer_token: str = "main"
-    # How View Tomogram hands the state to the viewer: "url" (#!<state JSON URL>, fetched by
-    # the viewer; what keeps an unpatched Neuroglancer from dropping layers, see README) or
-    # "inline" (#!<URL-encoded JSON>).
-    state_delivery: Literal["url", "inline"] = "url"
+    """The View Tomogram service."""
+
+    host: str = _doc("127.0.0.1", "Listen address of `cryoet-ng serve`.")
+    port: int = _doc(8000, "Listen port of `cryoet-ng serve`.")
+    states_db: str = _doc(
+        "states", "Saved states: a folder for the SQLite file, or a postgresql://user@host/db URL."
+    )
+    max_body_bytes: int = _doc(2_000_000, "Largest saved state accepted by POST /states.")
+    cors_origins: tuple[str, ...] = _doc(
+        (),
+        "Origins allowed to read /data/ cross-origin (e.g. a public viewer); same origin "
+        "needs none.",
+    )
+    viewer_token: str = _doc("main", "Token of the self-hosted client path /v/<token>/.")
+    state_delivery: Literal["url", "inline"] = _doc(
+        "url",
+        "How View Tomogram hands the state to the viewer: url (#!<state JSON URL>, fetched by "
+        "the viewer; keeps an unpatched Neuroglancer from dropping layers, see README) or "
+        "inline (#!<URL-encoded JSON>).",
+    )
 
 
 @dataclass(frozen=True)
 class LayerStyle:
-    # Oriented points: line length = factor x particle diameter.
-    oriented_line_factor: float = 1.5
-    # Legacy fallback diameter in voxels (at the annotation's spacing); null = use
-    # default_diameter_nm. See cryoet_ng/particles.py for the full rule.
-    default_diameter_voxels: float | None = None
-    # Volume rendering gain (exp(gain) scales opacity); -1.5 suits the inverted 3-D range of
-    # precompute/tomogram.py (the portal's -7.8 left the demo nearly transparent).
-    image_gain: float = -1.5
-    mesh_render_scale: float = 2.0
-    layout: str = "4panel"
-    gpu_memory_limit: int = 1_500_000_000
-    # -- viewer look (ngstate/layers.py, ngstate/state.py) --
-    # Particle diameter when neither the metadata nor the table of cryoet_ng/particles.py has one.
-    default_diameter_nm: float = 10.0
-    # Oriented picks: axis line width in screen pixels (a shader slider).
-    oriented_line_width: float = 2.0
-    # Annotation markers' opacity (a shader slider).
-    annotation_opacity: float = 1.0
-    # Masks in the 2-D panels: 1.0 = opaque; hover highlight off, as the portal's viewer.
-    mask_opacity_2d: float = 1.0
-    mask_hover_highlight: bool = False
-    # 3-D alpha of a mask's mesh that encloses other shown layers, and the share of such a
-    # layer's content that must lie inside the mask's filled outline to count as enclosed.
-    enclosing_mesh_alpha: float = 0.3
-    enclosure_threshold: float = 0.5
-    # Tomogram volume rendering: on at load or not, and depth samples per ray.
-    volume_rendering: bool = False
-    volume_rendering_depth_samples: int = 128
-    # Layer list order: picks first (shortest restore window in an unpatched client, see
-    # README "Neuroglancer restore-order bug"), or the tomogram first.
-    layer_order: Literal["points-first", "tomogram-first"] = "points-first"
-    # Page title; {run}, {dataset}, {tomogram} are filled in.
-    title: str = "{run} · dataset {dataset} · tomogram {tomogram}"
-    # The selected layer's side panel (left, under the layer list): open on its Rendering tab.
-    layer_side_panel: bool = True
-    # The Position tool palette (the coordinate widgets the portal's viewer shows).
-    position_palette: bool = True
+    """How layers look in the viewer state."""
+
+    oriented_line_factor: float = _doc(
+        1.5, "Oriented points: line length = factor x particle diameter."
+    )
+    default_diameter_voxels: float | None = _doc(
+        None,
+        "Legacy fallback particle diameter in voxels (at the annotation's spacing); null = "
+        "use default_diameter_nm. The full rule is in cryoet_ng/particles.py.",
+    )
+    image_gain: float = _doc(
+        -1.5,
+        "The tomogram layer's volumeRenderingGain (exp(gain) scales opacity); -1.5 suits the "
+        "inverted 3-D range of precompute/tomogram.py (the portal's -7.8 left the demo nearly "
+        "transparent).",
+    )
+    mesh_render_scale: float = _doc(2.0, "Segmentation layers' meshRenderScale (level of detail).")
+    layout: str = _doc("4panel", "Neuroglancer layout.")
+    gpu_memory_limit: int = _doc(1_500_000_000, "Neuroglancer GPU memory limit, bytes.")
+    default_diameter_nm: float = _doc(
+        10.0,
+        "Particle diameter when neither the metadata nor the table of cryoet_ng/particles.py "
+        "has one, nm.",
+    )
+    oriented_line_width: float = _doc(
+        2.0, "Oriented picks: axis line width in screen pixels (a shader slider)."
+    )
+    annotation_opacity: float = _doc(1.0, "Annotation markers' opacity (a shader slider).")
+    mask_opacity_2d: float = _doc(1.0, "Masks' opacity in the 2-D panels; 1.0 = opaque.")
+    mask_hover_highlight: bool = _doc(
+        False, "Highlight a mask's segment under the mouse (off, as the portal's viewer)."
+    )
+    enclosing_mesh_alpha: float = _doc(
+        0.3, "3-D alpha of a mask's mesh that encloses other shown layers."
+    )
+    enclosure_threshold: float = _doc(
+        0.5,
+        "Share of a shown layer's content inside a mask's filled outline for the mask to "
+        "count as enclosing it.",
+    )
+    volume_rendering: bool = _doc(False, "Tomogram volume rendering on at load.")
+    volume_rendering_depth_samples: int = _doc(128, "Volume rendering depth samples per ray.")
+    layer_order: Literal["points-first", "tomogram-first"] = _doc(
+        "points-first",
+        "Layer list order: picks first (shortest restore window in an unpatched client, see "
+        "README 'Neuroglancer restore-order bug'), or the tomogram first.",
+    )
+    title: str = _doc(
+        "{run} · dataset {dataset} · tomogram {tomogram}",
+        "Page title; {run}, {dataset}, {tomogram} are filled in.",
+    )
+    layer_side_panel: bool = _doc(
+        True, "The selected layer's side panel (left, under the layer list), on its Rendering tab."
+    )
+    position_palette: bool = _doc(
+        True, "The Position tool palette (the coordinate widgets the portal's viewer shows)."
+    )
 
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    policy: Literal["auto", "author", "auto+author"] = "auto+author"
-    # The curators show up to 30 layers on one tomogram; a lower cap costs agreement with them.
-    max_visible: int = 32
-    # A mask occludes a layer when at least this share of the layer lies inside it.
-    occlusion_threshold: float = 0.5
-    # Exact maximum-weight search up to this many candidates, greedy beyond.
-    exact_limit: int = 25
+    """Which annotation layers are visible by default."""
+
+    policy: Literal["auto", "author", "auto+author"] = _doc(
+        "auto+author",
+        "auto: automatic non-occluding choice; author: only is_visualization_default; "
+        "auto+author: automatic, with the author's explicit flag as an override.",
+    )
+    max_visible: int = _doc(
+        32,
+        "Most visible layers. The curators show up to 30 layers on one tomogram; a lower cap "
+        "costs agreement with them.",
+    )
+    occlusion_threshold: float = _doc(
+        0.5, "A mask occludes a layer when at least this share of the layer lies inside it."
+    )
+    exact_limit: int = _doc(
+        25, "Exact maximum-weight search up to this many candidates, greedy beyond."
+    )
 
 
 @dataclass(frozen=True)
 class PrecomputeConfig:
-    # Spatial index: most annotations per cell before the rest go to finer levels.
-    annotation_limit: int = 5000
-    # Below this many annotations outputs are written unsharded.
-    shard_min_annotations: int = 0
-    out_of_bounds: Literal["error", "drop", "keep"] = "error"
-    rotation_tolerance: float = 1e-3
-    # Float masks: voxels above this become 1; None makes float masks an error.
-    mask_threshold: float | None = None
-    mask_shape_mismatch: Literal["error", "resample"] = "error"
-    # Volumes with more voxels than this are written sharded.
-    shard_min_voxels: int = 64 * 1024 * 1024
-    mesh_lods: int = 3
-    workers: int = 0
-    # Tomogram statistics: share of full-resolution voxels the 2-D contrast limits may clip
-    # (split between both ends).
-    contrast_clip_fraction: float = 0.01
+    """The batch converter."""
+
+    annotation_limit: int = _doc(
+        5000, "Spatial index: most annotations per cell before the rest go to finer levels."
+    )
+    shard_min_annotations: int = _doc(
+        0, "Below this many annotations outputs are written unsharded."
+    )
+    out_of_bounds: Literal["error", "drop", "keep"] = _doc(
+        "error", "Points outside the tomogram: fail the file, drop them, or keep them."
+    )
+    rotation_tolerance: float = _doc(
+        1e-3, "Oriented points: largest |R R^T - I| element and |det R - 1| accepted."
+    )
+    mask_threshold: float | None = _doc(
+        None, "Float masks: voxels above this become 1; null makes float masks an error."
+    )
+    mask_shape_mismatch: Literal["error", "resample"] = _doc(
+        "error", "A mask whose shape differs from the tomogram's: fail, or resample it."
+    )
+    shard_min_voxels: int = _doc(
+        64 * 1024 * 1024, "Volumes with more voxels than this are written sharded."
+    )
+    mesh_lods: int = _doc(3, "Levels of detail of segmentation meshes.")
+    workers: int = _doc(
+        0, "Parallel workers (batch jobs, and meshing processes per mask); 0 = one per core."
+    )
+    volume_brick: int = _doc(
+        256,
+        "Masks are read, downsampled and written in cubes of this many voxels per edge (a "
+        "multiple of 128): memory per worker follows it, not the mask (256: ~0.5 GB at uint32).",
+    )
+    points_in_memory: int = _doc(
+        5_000_000,
+        "Point files with more records than this are sorted on disk in runs of this many, so "
+        "memory stays bounded (same output bytes as in memory).",
+    )
+    contrast_clip_fraction: float = _doc(
+        0.01,
+        "Tomogram statistics: share of full-resolution voxels the 2-D contrast limits may clip "
+        "(split between both ends).",
+    )
 
 
 @dataclass(frozen=True)
 class Config:
-    data_root: Path
-    # Where precompute outputs go; None = inside the data tree, as the portal does.
-    output_root: Path | None = None
-    # Public URL prefix of the data tree (e.g. https://files.example.org); None = served at /data/
-    data_url: str | None = None
-    # Neuroglancer client URL; None = the self-hosted client at /v/<token>/.
-    viewer_url: str | None = None
+    """cryoet-ng configuration."""
+
+    data_root: Path = field(
+        metadata={"doc": "Portal-layout data tree (datasets/runs/Reconstructions/...). Required."}
+    )
+    output_root: Path | None = _doc(
+        None, "Where precompute outputs go; null = inside the data tree, as the portal does."
+    )
+    data_url: str | None = _doc(
+        None,
+        "Public URL prefix of the data tree as the browser sees it, e.g. "
+        "https://files.example.org; null = served by this server under /data/.",
+    )
+    viewer_url: str | None = _doc(
+        None,
+        "Neuroglancer client URL; null = the self-hosted client of the installed "
+        "neuroglancer package, at /v/<token>/.",
+    )
     server: ServerConfig = field(default_factory=ServerConfig)
     layers: LayerStyle = field(default_factory=LayerStyle)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
@@ -141,12 +229,50 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
+def default_yaml() -> str:
+    """The text of the shipped default.yaml: every key, its default and its documentation."""
+    lines = [
+        "# cryoet-ng configuration: every key with its default. Generated from the dataclasses",
+        "# of cryoet_ng/config.py (python -m cryoet_ng.config > cryoet_ng/default.yaml);",
+        "# tests/test_config.py checks that it is current. Relative paths are relative to this",
+        "# file's folder. Any key can be overridden with CRYOET_NG__SECTION__KEY=value (e.g.",
+        "# CRYOET_NG__SERVER__PORT=9000) or, for the common ones, with CLI flags (--data-root,",
+        "# --host, --port).",
+        "",
+    ]
+    lines += _yaml_fields(Config(data_root=Path()), "")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_fields(section: Any, prefix: str) -> list[str]:
+    indent = "  " * prefix.count(".")
+    lines: list[str] = []
+    for fld in dataclasses.fields(section):
+        if fld.name == "source":
+            continue
+        value = getattr(section, fld.name)
+        if dataclasses.is_dataclass(value):
+            lines += ["", *_comment(str(type(value).__doc__), indent), f"{indent}{fld.name}:"]
+            lines += _yaml_fields(value, f"{prefix}{fld.name}.")
+            continue
+        value = SHIPPED_VALUES.get(prefix + fld.name, value)
+        plain = list(value) if isinstance(value, tuple) else value
+        text = yaml.safe_dump({fld.name: plain}, default_flow_style=True, width=1000)
+        lines += [*_comment(fld.metadata["doc"], indent), indent + text.strip()[1:-1]]
+    return lines
+
+
+def _comment(text: str, indent: str) -> list[str]:
+    width = 92 - len(indent)
+    return [f"{indent}# {line}" for line in textwrap.wrap(text, width)]
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Load ``path`` (default: configs/default.yaml), then env and explicit overrides."""
+    """Load ``path`` (default: the shipped default.yaml), then env and explicit overrides."""
     source = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     try:
         raw = yaml.safe_load(source.read_text()) or {}
@@ -175,6 +301,26 @@ def load_config(
         output_root=None if config.output_root is None else _resolve(config.output_root, base),
         source=str(source),
     )
+
+
+def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """``config`` with command-line overrides (``{"server.port": 9000}``; None = not given),
+    validated as :func:`load_config` validates them, and applied last, so they win over the
+    file and the environment."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return config
+    raw = {f.name: _raw(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    raw.pop("source")
+    for key, value in given.items():
+        _set_dotted(raw, key, value, "command-line override")
+    return _build(Config, raw, "", config.source).replace(source=config.source)
+
+
+def _raw(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _raw(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
 
 
 def _resolve(path: Path, base: Path) -> Path:
@@ -218,7 +364,7 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
 def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, f"{key}.", source)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -260,3 +406,7 @@ def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
             raise ConfigError(f"{source}: '{key}' must be a string, got {value!r}")
         return value
     raise ConfigError(f"{source}: '{key}' has an unsupported type {hint!r}")  # pragma: no cover
+
+
+if __name__ == "__main__":
+    print(default_yaml(), end="")

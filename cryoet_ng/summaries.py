@@ -25,7 +25,7 @@ Format (``"format": "cryoet-ng-summary/1"``), all lengths in metres, axes x, y, 
     Hash of the inputs and the output-format version; a batch re-run skips outputs whose
     fingerprint is unchanged.
 Other keys (``shape``, ``annotation_id``, ``output``, ``source``, ``voxel_spacing``, ``stats``,
-``notes``) describe what was converted.
+``notes``) describe what was converted. Where summaries live: :mod:`cryoet_ng.layout`.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from typing import Any, Literal
 import numpy as np
 
 from cryoet_ng import atomic
+from cryoet_ng.vectors import triple
 
 FORMAT = "cryoet-ng-summary/1"
 GRID_CELLS = 16
-SUMMARY_SUFFIX = ".summary.json"
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ class Grid:
         """Cubic cells over [0, extent) with ``cells`` along the longest axis."""
         longest = max(max(extent_m), 1e-12)
         size = longest / cells
-        shape = tuple(max(1, int(np.ceil(e / size - 1e-9))) for e in extent_m)
-        return cls((0.0, 0.0, 0.0), size, shape)  # type: ignore[arg-type]
+        shape = triple(max(1, int(np.ceil(e / size - 1e-9))) for e in extent_m)
+        return cls((0.0, 0.0, 0.0), size, shape)
 
     def cell_of(self, xyz_m: np.ndarray) -> np.ndarray:
         """Flat cell index (x fastest) of each row of an (n, 3) array, clipped to the grid."""
@@ -160,15 +160,6 @@ class Summary:
 
     def write(self, path: Path) -> None:
         atomic.write_json(path, self.to_json())
-
-
-def summary_path(output_dir: Path) -> Path:
-    """The summary of ``.../NeuroglancerPrecompute/<name>/`` is ``.../<name>.summary.json``."""
-    return output_dir.with_name(output_dir.name + SUMMARY_SUFFIX)
-
-
-def tomogram_summary_path(precompute_dir: Path, tomogram_id: str) -> Path:
-    return precompute_dir / f"{tomogram_id}-tomogram{SUMMARY_SUFFIX}"
 
 
 def read_summary(path: Path) -> Summary | None:

@@ -8,16 +8,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cryoet_ng import layout
 from cryoet_ng.catalogue import Catalogue, Run, Tomogram
 from cryoet_ng.config import Config, LayerStyle, SelectionConfig
-from cryoet_ng.summaries import summary_path
-from ngstate import cache, colors, layers
+from cryoet_ng.layout import Layout
+from ngstate import colors, layers
 from ngstate.candidates import Candidate, gather, numeric_id
 from ngstate.compose import compose
 from ngstate.contrast import StatsProvider, tomogram_contrast
+from ngstate.inputs import state_inputs
 from ngstate.selection import Decision, select
 from ngstate.state import Camera, Chrome, page_title, viewer_state
+from ngstate.summary_reader import SummaryReader
 
 
 class NotFoundError(LookupError):
@@ -52,6 +53,10 @@ class StateOptions:
             selection=config.selection,
         )
 
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.out_root)
+
 
 @dataclass
 class BuiltState:
@@ -59,6 +64,7 @@ class BuiltState:
     decisions: list[Decision]
     messages: list[str]
     tomogram_id: str
+    candidates: list[Candidate] = field(default_factory=list)  # the annotation layers
 
     def explanation(self) -> dict[str, Any]:
         return {
@@ -93,13 +99,19 @@ def _url(prefix: str, relative: str) -> str:
     return f"{prefix}/{quote(relative.lstrip('/'), safe='/._-~')}"
 
 
-def _image(run: Run, tomogram: Tomogram, options: StateOptions, messages: list[str]):
+def _image(
+    run: Run,
+    tomogram: Tomogram,
+    options: StateOptions,
+    reader: SummaryReader,
+    messages: list[str],
+) -> layers.ImageLayerOptions | None:
     if tomogram.omezarr_relative is None:
         messages.append(f"tomogram {tomogram.id}: no OME-Zarr; image layer left out")
         return None
-    path = layout.tomogram_summary(options.out_root, run, tomogram)
+    path = options.layout.tomogram_summary(run, tomogram)
     try:
-        summary = cache.summary(path)
+        summary = reader.summary(path)
     except (ValueError, KeyError, TypeError, OSError) as exc:
         # No absolute path in messages: they are served by /explain.
         reason = exc.strerror if isinstance(exc, OSError) else exc
@@ -138,12 +150,18 @@ def build_state(
     run_name: str,
     tomogram_id: str | None,
     options: StateOptions,
+    reader: SummaryReader | None = None,
 ) -> BuiltState:
-    """The viewer state of one tomogram (default: the run's), with every decision explained."""
+    """The viewer state of one tomogram (default: the run's), with every decision explained.
+
+    Summaries are read through ``reader``; pass one that lives as long as the catalogue to
+    reuse parsed summaries across builds (default: a fresh one, nothing shared).
+    """
     run, tomogram = resolve(catalogue, dataset_id, run_name, tomogram_id)
+    reader = reader if reader is not None else SummaryReader()
     messages: list[str] = []
-    image = _image(run, tomogram, options, messages)
-    gathered = gather(run, tomogram, options.out_root)
+    image = _image(run, tomogram, options, reader, messages)
+    gathered = gather(run, tomogram, options.out_root, reader)
     messages.extend(gathered.messages)
     cands = gathered.candidates
     decisions = select(cands, options.selection)
@@ -173,7 +191,7 @@ def build_state(
             cross_section_depth=composed.cross_section_depth,
         ),
     )
-    return BuiltState(state, decisions, messages, tomogram.id)
+    return BuiltState(state, decisions, messages, tomogram.id, cands)
 
 
 def state_inputs_mtime(
@@ -183,24 +201,16 @@ def state_inputs_mtime(
     tomogram_id: str | None,
     options: StateOptions,
 ) -> float:
-    """Newest mtime of the metadata, output folders and summaries the state depends on.
+    """Newest mtime of the state's inputs (:func:`ngstate.inputs.state_inputs`).
 
-    A server can cache a built state and rebuild it when this grows. Missing files count
-    as 0 (their later appearance raises the folder's mtime, which is included).
+    A caller can cache a built state and rebuild it when this grows. Missing files count
+    as 0 (their later appearance changes the folder holding them, which is included).
     """
     run, tomogram = resolve(catalogue, dataset_id, run_name, tomogram_id)
-    paths: list[Path] = [
-        tomogram.metadata_path,
-        layout.tomogram_summary(options.out_root, run, tomogram),
-    ]
-    for annotation in run.annotations_for(tomogram):
-        paths.append(annotation.metadata_path)
-        for f in annotation.files:
-            if f.is_precomputable:
-                output = layout.annotation_output(options.out_root, run, annotation, f.shape)
-                paths += [output.parent, output, summary_path(output), output / "info"]
     newest = 0.0
-    for path in dict.fromkeys(paths):
+    for path in state_inputs(run, tomogram, options.layout).paths():
+        if not isinstance(path, Path):
+            continue  # on an object store: no mtime to watch (the index refresh covers it)
         try:
             newest = max(newest, os.stat(path).st_mtime)
         except OSError:

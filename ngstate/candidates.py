@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryoet_ng import layout
 from cryoet_ng.catalogue import (
     POINT_SHAPES,
     Annotation,
@@ -19,8 +18,10 @@ from cryoet_ng.catalogue import (
     Run,
     Tomogram,
 )
-from cryoet_ng.summaries import Summary, summary_path
-from ngstate import cache
+from cryoet_ng.layout import Layout, summary_path
+from cryoet_ng.summaries import Summary
+from ngstate.inputs import state_inputs
+from ngstate.summary_reader import SummaryReader
 
 # Tiers, best first: (label, weight). Weights double per tier, so hiding two layers of
 # one tier costs as much as hiding one of the tier above; a container mask must beat the
@@ -138,7 +139,7 @@ class Candidate:
     name: str
     annotation: Annotation
     file: AnnotationFile
-    kind: str  # point, orientedpoint, segmentation, instancesegmentation
+    layer_type: str  # the type word of the layer's name: point, orientedpoint, segmentation...
     output: Path
     summary: Summary | None
     summary_note: str | None  # why there is no usable summary
@@ -221,7 +222,7 @@ class Gathered:
     messages: list[str]
 
 
-def _kind(annotation: Annotation, file: AnnotationFile, summary: Summary | None) -> str:
+def _layer_type(annotation: Annotation, file: AnnotationFile, summary: Summary | None) -> str:
     if file.shape in ("Point", "InstanceSegmentation"):
         return "point"
     if file.shape == "OrientedPoint":
@@ -235,9 +236,11 @@ def _kind(annotation: Annotation, file: AnnotationFile, summary: Summary | None)
     return "instancesegmentation" if multi else "segmentation"
 
 
-def _read_summary(path: Path, expected: tuple[str, ...]) -> tuple[Summary | None, str | None]:
+def _read_summary(
+    reader: SummaryReader, path: Path, expected: tuple[str, ...]
+) -> tuple[Summary | None, str | None]:
     try:
-        summary = cache.summary(path)
+        summary = reader.summary(path)
     except (ValueError, KeyError, TypeError, OSError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else exc  # no server paths in notes
         return None, f"summary {path.name} unreadable ({reason}); decided from metadata only"
@@ -248,32 +251,42 @@ def _read_summary(path: Path, expected: tuple[str, ...]) -> tuple[Summary | None
     return summary, None
 
 
-def gather(run: Run, tomogram: Tomogram, out_root: Path) -> Gathered:
-    """Candidates of the tomogram's annotations, and what was left out and why."""
+def gather(
+    run: Run, tomogram: Tomogram, out_root: Path, reader: SummaryReader | None = None
+) -> Gathered:
+    """Candidates of the tomogram's annotations, and what was left out and why.
+
+    The files are those of :func:`ngstate.inputs.state_inputs`; summaries and ``info``
+    files are read through ``reader`` (default: a fresh, unshared one).
+    """
+    reader = reader if reader is not None else SummaryReader()
+    inputs = state_inputs(run, tomogram, Layout(out_root))
     candidates: list[Candidate] = []
     messages: list[str] = []
-    for annotation in run.annotations_for(tomogram):
-        for file in annotation.files:
-            if not file.is_precomputable:
-                if file.shape == "TriangularMesh":
-                    messages.append(
-                        f"annotation {annotation.id} ({annotation.object_name}): mesh files are "
-                        "not converted; left out"
-                    )
-                continue
-            output = layout.annotation_output(out_root, run, annotation, file.shape)
-            if not output.is_dir():
+    for entry in inputs.files:
+        annotation, file, output = entry.annotation, entry.file, entry.output
+        if output is None:
+            if file.shape == "TriangularMesh":
                 messages.append(
-                    f"annotation {annotation.id} ({annotation.object_name}) {file.shape}: "
-                    f"precompute output {output.name} missing; layer left out"
+                    f"annotation {annotation.id} ({annotation.object_name}): mesh files are "
+                    "not converted; left out"
                 )
-                continue
-            expected = ("annotation",) if file.shape in POINT_SHAPES else ("segmentation",)
-            summary, note = _read_summary(summary_path(output), expected)
-            props = cache.info_properties(output) if file.shape in POINT_SHAPES else frozenset()
-            kind = _kind(annotation, file, summary)
-            name = f"{annotation.id} {annotation.object_name} {kind}"
-            candidates.append(Candidate(name, annotation, file, kind, output, summary, note, props))
+            continue
+        if not output.is_dir():
+            messages.append(
+                f"annotation {annotation.id} ({annotation.object_name}) {file.shape}: "
+                f"precompute output {output.name} missing; layer left out"
+            )
+            continue
+        is_point = file.shape in POINT_SHAPES
+        expected = ("annotation",) if is_point else ("segmentation",)
+        summary, note = _read_summary(reader, summary_path(output), expected)
+        props = reader.info_properties(output) if is_point else frozenset()
+        layer_type = _layer_type(annotation, file, summary)
+        name = f"{annotation.id} {annotation.object_name} {layer_type}"
+        candidates.append(
+            Candidate(name, annotation, file, layer_type, output, summary, note, props)
+        )
     _unique_names(candidates)
     return Gathered(candidates, messages)
 

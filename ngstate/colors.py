@@ -27,6 +27,7 @@ from __future__ import annotations
 import colorsys
 import functools
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -111,7 +112,7 @@ def _assign(keys: tuple[ColourKey, ...], palette: tuple[str, ...]) -> tuple[str,
         digest = _digest(keys[i].identity)
         # Stride coprime with the palette size, so the walk visits every slot.
         stride = 1 + (digest >> 32) % (size - 1)
-        while _gcd(stride, size) != 1:
+        while math.gcd(stride, size) != 1:
             stride += 1
         walk = [(digest + k * stride) % size for k in range(size)]
         free = [s for s in walk if s not in taken] or walk[:1]
@@ -125,12 +126,6 @@ def _assign(keys: tuple[ColourKey, ...], palette: tuple[str, ...]) -> tuple[str,
         taken.append(slot)
         slots[i] = slot
     return tuple(palette[s] for s in slots)
-
-
-def _gcd(a: int, b: int) -> int:
-    while b:
-        a, b = b, a % b
-    return a
 
 
 def instance_label_colours(labels: Sequence[int]) -> dict[str, str]:

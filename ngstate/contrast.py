@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cryoet_ng.catalogue import Run, Tomogram
+from cryoet_ng.store import TreePath
 from ngstate.layers import ContrastLimits
 
 StatsProvider = Callable[[Run, Tomogram], dict[str, Any] | None]
@@ -54,9 +55,10 @@ def from_stats(stats: dict[str, Any] | None, source: str) -> Contrast | None:
     return Contrast(two_d, limits(stats.get("contrast_3d")) or two_d, source)
 
 
-def from_mrc_header(path: Path | None) -> Contrast | None:
-    """Limits from an MRC file's header statistics, or None if absent or unusable."""
-    if path is None:
+def from_mrc_header(path: TreePath | None) -> Contrast | None:
+    """Limits from an MRC file's header statistics, or None if absent, unusable or not a
+    local file (a header on an object store is not worth a request while building a state)."""
+    if not isinstance(path, Path):
         return None
     try:
         st = os.stat(path)

@@ -42,26 +42,26 @@ def share_matrix(occupancies: Sequence[Occupancy | None], occluders: Sequence[bo
     """(n, n) array: share of j inside i for occluder i; 0 where unknown or not applicable."""
     n = len(occupancies)
     share = np.zeros((n, n))
-    targets = [j for j, occ in enumerate(occupancies) if occ is not None]
-    sources = [i for i in targets if occluders[i] and occupancies[i].measure == "fraction"]  # type: ignore[union-attr]
+    known = {j: occ for j, occ in enumerate(occupancies) if occ is not None}
+    sources = [i for i, occ in known.items() if occluders[i] and occ.measure == "fraction"]
     if not sources:
         return share
     # One matrix product per distinct target grid (usually a single one per tomogram).
     by_grid: dict[Grid, list[int]] = {}
-    for j in targets:
-        by_grid.setdefault(occupancies[j].grid, []).append(j)  # type: ignore[union-attr]
+    for j, occ in known.items():
+        by_grid.setdefault(occ.grid, []).append(j)
     for grid, js in by_grid.items():
-        content = np.stack([occupancies[j].weights() for j in js])  # type: ignore[union-attr]
+        content = np.stack([known[j].weights() for j in js])
         totals = content.sum(axis=1)
         totals[totals == 0] = np.inf  # empty layers have nothing to hide
         masks = np.stack(
             [
                 np.clip(_sample(occ.grid, occ.weights(), grid), 0.0, 1.0)
-                for occ in (occupancies[i] for i in sources)
+                for occ in (known[i] for i in sources)
             ]
         )
         block = (masks @ content.T) / totals  # (sources, targets): points (count grids)
-        fractions = [k for k, j in enumerate(js) if occupancies[j].measure == "fraction"]  # type: ignore[union-attr]
+        fractions = [k for k, j in enumerate(js) if known[j].measure == "fraction"]
         if fractions:
             overlap = np.minimum(masks[:, None, :], content[None, fractions, :]).sum(axis=2)
             block[:, fractions] = overlap / totals[fractions]

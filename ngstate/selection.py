@@ -1,4 +1,4 @@
-"""Which layers are visible by default, and why (shared/DESIGN.md, "Default-layer selection").
+"""Which layers are visible by default, and why (README.md, "Default-visible layers").
 
 1. Same object and same shape family (point-like / volume-like): one is shown, the best by
    rank (vetted oriented picks first, then ground truth > curator-recommended >
@@ -39,7 +39,7 @@ cap of 12 costs 22 more layers (curators show up to 30), 0.819 overall.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,7 +137,9 @@ class _Selector:
             np.fill_diagonal(prior, False)
         return prior
 
-    def decide(self, i: int, visible: bool, rule: str, reason: str, others=()) -> None:
+    def decide(
+        self, i: int, visible: bool, rule: str, reason: str, others: Iterable[str] = ()
+    ) -> None:
         c = self.cands[i]
         self.decisions[i] = Decision(
             layer=c.name,
@@ -384,7 +386,8 @@ class _Selector:
             return
 
         def key(i: int) -> tuple[object, ...]:
-            forced = self.decisions[i] is not None and self.decisions[i].rule == "author"  # type: ignore[union-attr]
+            decision = self.decisions[i]
+            forced = decision is not None and decision.rule == "author"
             return (not forced, -self.cands[i].weight, self.cands[i].rank_key)
 
         shown.sort(key=key)

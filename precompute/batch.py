@@ -1,4 +1,4 @@
-"""``cryoet-ng precompute``: every unit of work of a data tree, resumable and in parallel.
+"""Batch precompute: every unit of work of a data tree, resumable and in parallel.
 
 One code path for every scale: jobs run on Dask workers, on a ``LocalCluster`` with one
 single-threaded worker process per core by default, or on an existing cluster when
@@ -11,14 +11,11 @@ so re-runs are cheap and a killed run resumes where it stopped. Before any job s
 ``.tmp-*`` leftovers of killed writers are removed from every output folder the batch will
 write into; only one batch may write to an output root at a time.
 
-Exit status: 0 when every job is done or skipped and every input's metadata was readable
-(a catalogue warning means an input was skipped, so it fails the batch too); 1 otherwise;
-2 when the output root cannot be used.
+``cryoet-ng precompute`` (:mod:`precompute.commands`) runs :func:`run_batch`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import logging
@@ -33,13 +30,18 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from cryoet_ng import index
 from cryoet_ng.atomic import remove_stale_temporaries
-from cryoet_ng.catalogue import VOLUME_SHAPES, Catalogue
+from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.config import Config
-from precompute import storage
-from precompute.jobs import Job, TomogramJob, discover
+from cryoet_ng.store import open_store
+from precompute.errors import Failure
+from precompute.job_types import REGISTRY
+from precompute.jobs import Job
+from precompute.output_roots import OutputRoot
 from precompute.report import BatchReport
-from precompute.runner import Outcome, execute, output_of
+from precompute.runner import Outcome, execute
+from precompute.signatures import SignatureRecords
 
 log = logging.getLogger(__name__)
 
@@ -66,37 +68,16 @@ class Plan:
         return f"dask local cluster ({self.workers} workers)"
 
 
-def main(args: argparse.Namespace, config: Config) -> int:
-    """Entry point of ``cryoet-ng precompute``; 0 only when nothing failed."""
-    workers = args.workers or config.precompute.workers or os.cpu_count() or 1
-    plan = Plan(
-        workers=max(1, workers),
-        scheduler=args.scheduler,
-        force=args.force,
-        datasets=tuple(args.datasets or ()),
-        runs=tuple(args.runs or ()),
-    )
-    try:
-        with storage.output_root(args.out, config.out_root) as out:
-            report = run_batch(args.data_root, out, config, plan)
-    except storage.StorageError as exc:
-        print(f"cryoet-ng precompute: {exc}", file=sys.stderr)
-        return 2
-    print(report.table())
-    if args.report is not None:
-        report.write(args.report)
-        log.info("report written to %s", args.report)
-    return 0 if report.ok else 1
-
-
-def run_batch(data_root: Path, out: storage.OutputRoot, config: Config, plan: Plan) -> BatchReport:
-    """Scan the tree, clean leftovers, run every job and collect the outcomes."""
+def run_batch(data_root: str | Path, out: OutputRoot, config: Config, plan: Plan) -> BatchReport:
+    """Refresh the tree's index, clean leftovers, run every job and collect the outcomes."""
     start = time.perf_counter()
-    catalogue = Catalogue.scan(data_root, list(plan.datasets) or None)
-    jobs = list(discover(catalogue, out.local, list(plan.runs) or None))
+    catalogue = _catalogue(data_root, out.url, list(plan.datasets) or None, list(plan.runs) or None)
+    signatures = SignatureRecords.of(out.url, out.local)
+    jobs = signatures.apply(REGISTRY.jobs(catalogue, out.local, plan.runs), config)
+    finished: list[Job] = []
     report = BatchReport(str(catalogue.root), out.url, plan.describe(), list(catalogue.warnings))
     out.prepare(jobs, force=plan.force)
-    removed = sum(remove_stale_temporaries(f) for f in {output_of(j).parent for j in jobs})
+    removed = sum(remove_stale_temporaries(f) for f in {j.summary.parent for j in jobs})
     if removed:
         log.info("removed %d stale temporary entries of an interrupted run", removed)
     log.info("%d jobs from %s, running %s", len(jobs), catalogue.root, plan.describe())
@@ -104,9 +85,11 @@ def run_batch(data_root: Path, out: storage.OutputRoot, config: Config, plan: Pl
         for job, outcome in _outcomes(jobs, config, plan):
             if outcome.status == "done":
                 outcome = _publish(out, job, outcome)
+            if outcome.status != "failed":
+                finished.append(job)
             report.add(outcome)
             if outcome.status == "failed" and outcome.error is not None:
-                log.error("failed %s: %s", outcome.job, _where(outcome.error))
+                log.error("failed %s: %s", outcome.job, outcome.error)
             counts = report.counts
             bar.set_postfix(
                 done=counts["done"],
@@ -115,16 +98,30 @@ def run_batch(data_root: Path, out: storage.OutputRoot, config: Config, plan: Pl
                 refresh=False,
             )
             bar.update()
+    signatures.update(finished, config)
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _publish(out: storage.OutputRoot, job: Job, outcome: Outcome) -> Outcome:
+def _catalogue(
+    data_root: str | Path, index_root: str, datasets: list[str] | None, runs: list[str] | None
+) -> Catalogue:
+    """Refresh the index under ``index_root`` and return what was selected; a tree that
+    cannot be listed (https://) is read from its published index."""
+    store = open_store(data_root)
+    if not store.can_list:
+        return Catalogue.from_index(store, store, datasets, runs)
+    records, report = index.refresh(data_root, index_root, datasets, runs)
+    log.info("index: %s", report.line())
+    return Catalogue.from_records(store, records, report.warnings)
+
+
+def _publish(out: OutputRoot, job: Job, outcome: Outcome) -> Outcome:
     """Publish a finished output; an upload error fails the job instead of the batch."""
     try:
         out.publish(job)
     except Exception as exc:
-        error = {"file": str(job.source), "line": None, "message": f"publishing failed: {exc}"}
+        error = Failure(str(job.source), f"publishing failed: {exc}")
         return dataclasses.replace(outcome, status="failed", error=error)
     return outcome
 
@@ -135,19 +132,6 @@ def _worker_environ() -> dict[str, object]:
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     return environ
-
-
-def _priority(job: Job) -> int:
-    """Start the usually long jobs first (masks: meshes and pyramids, then tomograms), so
-    that a short job, not a long one, is the last to run (longest-first scheduling)."""
-    if isinstance(job, TomogramJob):
-        return 1
-    return 2 if job.shape in VOLUME_SHAPES else 0
-
-
-def _where(error: dict[str, object]) -> str:
-    line = f":{error['line']}" if error.get("line") is not None else ""
-    return f"{error.get('file')}{line}: {error.get('message')}"
 
 
 @contextlib.contextmanager
@@ -201,7 +185,9 @@ def _outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tuple[Job
                 config,
                 plan.force,
                 key=f"precompute-{batch_id}-{i}",
-                priority=_priority(job),
+                # Longest-first: each job type's priority (masks, then tomograms, then
+                # points), so that a short job, not a long one, is the last to run.
+                priority=job.priority,
             ): job
             for i, job in enumerate(jobs)
         }
@@ -210,7 +196,7 @@ def _outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tuple[Job
             try:
                 outcome = future.result()
             except Exception as exc:  # the worker died or the scheduler lost the task
-                error = {"file": str(job.source), "line": None, "message": f"worker lost: {exc}"}
-                outcome = Outcome(job.name, "failed", 0.0, str(output_of(job)), error)
+                error = Failure(str(job.source), f"worker lost: {exc}")
+                outcome = Outcome(job.name, "failed", 0.0, str(job.target), error)
             yield job, outcome
             future.release()

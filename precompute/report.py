@@ -44,10 +44,12 @@ class BatchReport:
     def table(self) -> str:
         """A fixed-width table: jobs and summed job-seconds per status, wall time."""
         counts = self.counts
-        seconds = Counter[str]()
+        seconds: dict[str, float] = dict.fromkeys(STATUSES, 0.0)
         for outcome in self.outcomes:
             seconds[outcome.status] += outcome.seconds
-        rows = [(s, counts[s], f"{seconds[s]:.1f}") for s in STATUSES]
+        rows: list[tuple[str, int | str, str]] = [
+            (s, counts[s], f"{seconds[s]:.1f}") for s in STATUSES
+        ]
         rows.append(("total", len(self.outcomes), f"{sum(seconds.values()):.1f}"))
         rows.append(("wall time", "", f"{self.seconds:.1f}"))
         rows.append(("input warnings", len(self.warnings), ""))
@@ -78,4 +80,5 @@ class BatchReport:
 
 
 def _failure(outcome: Outcome) -> dict[str, Any]:
-    return {"job": outcome.job, "output": outcome.output} | (outcome.error or {})
+    error = outcome.error.to_json() if outcome.error is not None else {}
+    return {"job": outcome.job, "output": outcome.output} | error

@@ -1,5 +1,8 @@
 """Image-layer statistics of a tomogram: contrast limits for the slices and for volume rendering.
 
+The coarsest level is read in slabs and, beyond ``MAX_VALUES`` voxels, evenly sampled
+(:func:`finite_values`), so memory does not grow with the tomogram.
+
 ``contrast_2d``
     Quantiles ``clip/2`` and ``1 - clip/2`` of a sample of the *full-resolution* level
     (evenly spaced z slices, at most :data:`SAMPLE_VOXELS` voxels), so that the limits clip
@@ -23,12 +26,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorstore as ts
 
+from cryoet_ng.store import TreePath, kvstore_spec
 from cryoet_ng.summaries import Summary
 from precompute.errors import InputError
 from precompute.jobs import TomogramJob
@@ -36,6 +39,8 @@ from precompute.jobs import TomogramJob
 TRIM = (0.1, 99.9)  # percentiles kept for the mixture fit (fiducials would dominate it)
 HISTOGRAM_BINS = 2048
 EM_ITERATIONS = 500
+SLAB_VOXELS = 1 << 24  # voxels read at a time (64 MiB of float32)
+MAX_VALUES = 1 << 25  # values kept for the statistics (256 MiB as float64)
 # Full-resolution voxels read for the 2-D limits (32 MB as float64 arrays): 4 slices of a
 # 1024 x 1024 tomogram, 10 of the 630 x 630 demo. The quantiles' binomial error at 4M samples
 # is below 0.01 percentage points (slices are correlated, so somewhat more in practice).
@@ -46,27 +51,23 @@ VR_RANGE_SD = (4.0, 2.0)
 
 
 def compute_stats(job: TomogramJob, clip: float = DEFAULT_CLIP) -> Summary:
-    """Statistics of ``job.source`` written atomically to ``job.summary``."""
+    """Statistics of ``job.source``, as the summary the runner writes to ``job.summary``."""
     level, path = _coarsest_level(job.source)
     try:
-        store = ts.open(
-            {"driver": "zarr", "kvstore": {"driver": "file", "path": str(path)}}
-        ).result()
-        data = store.read().result()
+        store = ts.open({"driver": "zarr", "kvstore": kvstore_spec(path)}).result()
     except Exception as exc:  # tensorstore raises ValueError / RuntimeError variants
         raise InputError(job.source, f"cannot read level {level}: {exc}") from exc
-    if data.ndim != 3:
-        raise InputError(job.source, f"tomogram must be 3-D (z, y, x), got shape {data.shape}")
-    values = data.astype(np.float64, copy=False).ravel()
-    finite = values[np.isfinite(values)]
+    if store.ndim != 3:
+        raise InputError(job.source, f"tomogram must be 3-D (z, y, x), got shape {store.shape}")
+    finite = finite_values(store, job.source, level)
     if finite.size == 0:
         raise InputError(job.source, f"level {level} has no finite values")
     full = _full_resolution_sample(job.source) if level > 0 else finite
     stats = {
         **image_stats(finite, full, clip),
         "level": level,
-        "shape": [int(n) for n in data.shape[::-1]],
-        "dtype": str(data.dtype),
+        "shape": [int(n) for n in store.shape[::-1]],
+        "dtype": str(store.dtype.numpy_dtype),
     }
     summary = Summary(
         kind="tomogram",
@@ -77,17 +78,14 @@ def compute_stats(job: TomogramJob, clip: float = DEFAULT_CLIP) -> Summary:
             "voxel_spacing": job.voxel_spacing,
         },
     )
-    summary.write(job.summary)
     return summary
 
 
-def _full_resolution_sample(source: Path) -> np.ndarray:
+def _full_resolution_sample(source: TreePath) -> np.ndarray:
     """Finite values of evenly spaced z slices of level 0, at most ``SAMPLE_VOXELS``."""
     path = _level_paths(source)[0]
     try:
-        store = ts.open(
-            {"driver": "zarr", "kvstore": {"driver": "file", "path": str(path)}}
-        ).result()
+        store = ts.open({"driver": "zarr", "kvstore": kvstore_spec(path)}).result()
         nz, ny, nx = (int(n) for n in store.shape)
         count = int(np.clip(SAMPLE_VOXELS // max(ny * nx, 1), 1, nz))
         # Centres of `count` equal z bands, so the sample spans the whole depth.
@@ -99,6 +97,35 @@ def _full_resolution_sample(source: Path) -> np.ndarray:
         raise InputError(source, f"cannot read level 0: {exc}") from exc
     values = data.astype(np.float64, copy=False).ravel()
     return values[np.isfinite(values)]
+
+
+def finite_values(
+    store: ts.TensorStore,
+    source: TreePath,
+    level: int,
+    slab_voxels: int = SLAB_VOXELS,
+    max_values: int = MAX_VALUES,
+) -> np.ndarray:
+    """The finite values of a (z, y, x) level as float64, read slab by slab.
+
+    Memory is bounded whatever the level's size: slabs of about ``SLAB_VOXELS`` are read in
+    turn, and a level of more than ``MAX_VALUES`` voxels gives every k-th voxel (in C order,
+    k = ceil(voxels / MAX_VALUES)): an even, deterministic sample; smaller levels give all.
+    """
+    nz, ny, nx = (int(n) for n in store.shape)
+    plane = ny * nx
+    step = max(1, -(-nz * plane // max_values))
+    slab = max(1, slab_voxels // max(plane, 1))
+    parts = []
+    for z0 in range(0, nz, slab):
+        try:
+            data = store[z0 : min(z0 + slab, nz)].read().result()
+        except Exception as exc:  # tensorstore raises ValueError / RuntimeError variants
+            raise InputError(source, f"cannot read level {level} at z {z0}: {exc}") from exc
+        first = -(z0 * plane) % step  # the slab's first voxel whose C-order index is k * step
+        picked = data.reshape(-1)[first::step].astype(np.float64)
+        parts.append(picked[np.isfinite(picked)])
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def image_stats(
@@ -169,12 +196,12 @@ def gmm2(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return weights, means, sds
 
 
-def _coarsest_level(source: Path) -> tuple[int, Path]:
+def _coarsest_level(source: TreePath) -> tuple[int, TreePath]:
     paths = _level_paths(source)
     return len(paths) - 1, paths[-1]
 
 
-def _level_paths(source: Path) -> list[Path]:
+def _level_paths(source: TreePath) -> list[TreePath]:
     """Paths of the OME-Zarr levels, finest first (a bare array is its own single level)."""
     attrs = source / ".zattrs"
     if not source.is_dir():

@@ -1,6 +1,7 @@
 """``cryoet-ng validate``: re-read every output with readers this project did not write.
 
-Walks every ``NeuroglancerPrecompute`` folder under the output root and checks:
+Walks every ``NeuroglancerPrecompute`` folder under the output root
+(:meth:`cryoet_ng.layout.Layout.precompute_dirs`) and checks:
 
 * every output folder has a summary that parses (the completion marker), and no
   ``.tmp-*`` leftovers of an interrupted write remain;
@@ -13,16 +14,13 @@ Walks every ``NeuroglancerPrecompute`` folder under the output root and checks:
   their voxel counts must equal the summary's; meshes load with cloud-volume, and segment
   properties parse.
 
-Every problem is printed as ``path: reason``; the exit status is 1 if there was any.
+Every problem is a :class:`Problem` (``path: reason``); the command prints them.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +28,10 @@ from typing import Any
 import numpy as np
 
 from cryoet_ng.atomic import TMP_PREFIX
-from cryoet_ng.config import Config
-from cryoet_ng.summaries import SUMMARY_SUFFIX, Summary, summary_path
+from cryoet_ng.layout import PRECOMPUTE_DIR, Layout, is_summary, output_of_summary, summary_path
+from cryoet_ng.summaries import Summary
 
 log = logging.getLogger(__name__)
-PRECOMPUTE_DIR = "NeuroglancerPrecompute"
 # Volumes up to this many voxels are read whole; larger ones by one chunk per scale.
 FULL_READ_VOXELS = 128 * 1024 * 1024
 # by_id lookups per annotation layer (each is one kvstore read).
@@ -55,22 +52,9 @@ class Invalid(Exception):
     """One check failed; the message is the reason."""
 
 
-def main(args: argparse.Namespace, config: Config) -> int:
-    """Entry point of ``cryoet-ng validate``: 0 when every output reads back correctly."""
-    root = Path(args.out_root).expanduser()
-    if "://" in args.out_root:
-        print(f"cryoet-ng validate: {args.out_root}: only local output roots can be validated")
-        return 2
-    checked, problems = validate_tree(root)
-    for problem in problems:
-        print(problem)
-    print(f"{checked} outputs checked under {root}, {len(problems)} problems")
-    return 1 if problems else 0
-
-
 def validate_tree(root: Path) -> tuple[int, list[Problem]]:
     """(number of outputs checked, problems) for every precompute folder under ``root``."""
-    folders = list(precompute_folders(root))
+    folders = list(Layout(root).precompute_dirs())
     if not folders:
         return 0, [Problem(root, f"no {PRECOMPUTE_DIR} folder found")]
     checked, problems = 0, []
@@ -83,7 +67,7 @@ def validate_tree(root: Path) -> tuple[int, list[Problem]]:
                 elif entry.is_dir():
                     checked += 1
                     check_output(entry)
-                elif entry.name.endswith(SUMMARY_SUFFIX):
+                elif is_summary(entry):
                     check_summary_file(entry)
             except Invalid as exc:
                 reason = str(exc)
@@ -92,16 +76,6 @@ def validate_tree(root: Path) -> tuple[int, list[Problem]]:
             if reason is not None:
                 problems.append(Problem(entry, reason))
     return checked, problems
-
-
-def precompute_folders(root: Path) -> Iterator[Path]:
-    """Every ``NeuroglancerPrecompute`` folder, without descending into data folders."""
-    for folder, dirs, _ in os.walk(root):
-        if os.path.basename(folder) == PRECOMPUTE_DIR:
-            dirs.clear()
-            yield Path(folder)
-            continue
-        dirs[:] = sorted(d for d in dirs if not d.endswith(".zarr"))
 
 
 def read_summary(path: Path) -> Summary:
@@ -116,7 +90,7 @@ def read_summary(path: Path) -> Summary:
 def check_summary_file(path: Path) -> None:
     """A summary with no output folder beside it must be a tomogram's."""
     summary = read_summary(path)
-    output = path.with_name(path.name[: -len(SUMMARY_SUFFIX)])
+    output = output_of_summary(path)
     if summary.kind != "tomogram" and not output.is_dir():
         raise Invalid(f"{summary.kind} summary without its output folder {output.name}")
 

@@ -1,9 +1,10 @@
 """The Flask application factory and JSON error handling.
 
-``create_app(config)`` wires the blueprints to one :class:`Services` object (config,
-state cache, saved-state store, client folder) kept in ``app.extensions``. Called
-without a config (``gunicorn 'server:create_app()'``) it loads the file named by
-``CRYOET_NG_CONFIG`` (default: configs/default.yaml).
+``create_app(config)`` builds one :class:`~server.services.Services` (config, state
+service, saved-state store, client folder), attaches it, and registers the blueprints,
+which reach it through :func:`server.services.services`. Called without a config
+(``gunicorn 'server:create_app()'``) it loads the file named by ``CRYOET_NG_CONFIG``
+(default: the packaged default configuration).
 """
 
 from __future__ import annotations
@@ -11,38 +12,25 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from cryoet_ng.config import Config, load_config
-from server.cache import StateService, UnknownItem
+from server import client, data, index, states_api, viewer_links
 from server.paths import BadParameter
 from server.replay import ReplayMiddleware
-from server.storage import StateStore, open_store
+from server.services import Services, attach, neuroglancer_client_dir
+from server.state_service import StateService, UnknownItem
+from server.state_store import StateStore, open_store
 
 log = logging.getLogger(__name__)
 
 CONFIG_ENV = "CRYOET_NG_CONFIG"
-EXTENSION = "cryoet_ng"
 # Paths whose GET answers carry CORS headers for the configured origins.
 CORS_PREFIXES = ("/data/", "/state/", "/states/", "/explain/")
-
-
-@dataclass(frozen=True)
-class Services:
-    config: Config
-    states: StateService
-    store: StateStore
-    data_roots: tuple[Path, ...]  # resolved; data_root first, then out_root if different
-    client_dir: Path  # neuroglancer/static/client of the installed package
-
-
-def services() -> Services:
-    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+BLUEPRINTS = (index.bp, viewer_links.bp, states_api.bp, data.bp, client.bp)
 
 
 def config_from_env() -> Config:
@@ -50,14 +38,20 @@ def config_from_env() -> Config:
     return load_config(path or None)
 
 
-def neuroglancer_client_dir() -> Path:
-    import neuroglancer
+def create_app(
+    config: Config | None = None,
+    *,
+    states: StateService | None = None,
+    store: StateStore | None = None,
+    event_stream_seconds: float = 25.0,
+    event_heartbeat_seconds: float = 10.0,
+) -> Flask:
+    """The View Tomogram service for ``config`` (default: from ``CRYOET_NG_CONFIG``).
 
-    return Path(neuroglancer.__file__).resolve().parent / "static" / "client"
-
-
-def create_app(config: Config | None = None) -> Flask:
-    """The View Tomogram service for ``config`` (default: from ``CRYOET_NG_CONFIG``)."""
+    ``states`` and ``store`` replace the state service and saved-state store built from
+    ``config`` (a caller that keeps them can tune them, e.g. ``states.recheck_seconds``);
+    ``event_*_seconds`` are the lifetime and heartbeat of the client's event stream.
+    """
     if config is None:
         config = config_from_env()
     app = Flask(__name__)
@@ -66,28 +60,25 @@ def create_app(config: Config | None = None) -> Flask:
     app.url_map.merge_slashes = False
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
-    # Lifetime and heartbeat of the client's event stream (seconds); tests shorten them.
-    app.config["EVENT_STREAM_SECONDS"] = 25.0
-    app.config["EVENT_HEARTBEAT_SECONDS"] = 10.0
+    app.config["EVENT_STREAM_SECONDS"] = event_stream_seconds
+    app.config["EVENT_HEARTBEAT_SECONDS"] = event_heartbeat_seconds
     roots = [config.data_root.resolve()]
     if config.out_root.resolve() != roots[0]:
         roots.append(config.out_root.resolve())
-    app.extensions[EXTENSION] = Services(
+    shared = Services(
         config=config,
-        states=StateService(config),
-        store=open_store(config),
+        states=states if states is not None else StateService(config),
+        store=store if store is not None else open_store(config),
         data_roots=tuple(roots),
         client_dir=neuroglancer_client_dir(),
     )
-
-    from server import client, data, index, states_api, viewer_links
-
-    for module in (index, viewer_links, states_api, data, client):
-        app.register_blueprint(module.bp)
+    attach(app, shared)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
     _register_errors(app)
     app.after_request(_after_request(config.server.cors_origins))
-    replay = ReplayMiddleware(app.wsgi_app, app.extensions[EXTENSION].states)
-    app.wsgi_app = replay  # type: ignore[method-assign]
+    # Flask documents wrapping wsgi_app this way; mypy sees a method being replaced.
+    app.wsgi_app = ReplayMiddleware(app.wsgi_app, shared.states)  # type: ignore[method-assign]
     return app
 
 

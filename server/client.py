@@ -26,7 +26,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, request, send_from_directory
 
-from server.app import services
+from server.services import services
 
 bp = Blueprint("client", __name__)
 log = logging.getLogger(__name__)

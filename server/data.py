@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, request, send_file
 
-from server.app import services
 from server.paths import has_encoded_separator, resolve_data_path
+from server.services import services
 
 bp = Blueprint("data", __name__)
 

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, jsonify, render_template
 
-from cryoet_ng.catalogue import Run
-from server.app import services
-from server.cache import CachedState, UnknownItem
-from server.viewer_links import data_url
+from server.services import services
+from server.state_service import EncodedState, UnknownItem
+from server.urls import data_url
 
 bp = Blueprint("index", __name__, template_folder="templates")
 
@@ -19,7 +18,7 @@ class LayerRow:
     name: str
     object: str
     shape: str
-    kind: str  # ground truth, curator-recommended, ..., automated prediction
+    tier: str  # ground truth, curator-recommended, ..., automated prediction
     visible: bool
     reason: str
 
@@ -46,26 +45,20 @@ def index() -> str:
     base = data_url()
     for run in catalogue.runs():
         try:
-            cached = states.state(run.dataset_id, run.name, None, base)
+            encoded = states.state(run.dataset_id, run.name, None, base)
         except UnknownItem as exc:
             rows.append(RunRow(run.dataset_id, run.name, None, [], str(exc)))
             continue
-        layers = layer_rows(run, cached)
-        rows.append(RunRow(run.dataset_id, run.name, cached.built.tomogram_id, layers, None))
+        layers = layer_rows(encoded)
+        rows.append(RunRow(run.dataset_id, run.name, encoded.built.tomogram_id, layers, None))
     return render_template("index.html", rows=rows, datasets=catalogue.datasets)
 
 
-def layer_rows(run: Run, cached: CachedState) -> list[LayerRow]:
+def layer_rows(encoded: EncodedState) -> list[LayerRow]:
     """One row per annotation layer; object and shape come from ngstate's candidates."""
-    from ngstate.candidates import gather
-
-    tomogram = run.tomogram(cached.built.tomogram_id)
-    by_name = {}
-    if tomogram is not None:
-        out_root = services().states.out_root
-        by_name = {c.name: c for c in gather(run, tomogram, out_root).candidates}
+    by_name = {c.name: c for c in encoded.built.candidates}
     rows = []
-    for decision in cached.built.decisions:
+    for decision in encoded.built.decisions:
         if decision.rule == "image":
             continue
         candidate = by_name.get(decision.layer)
@@ -74,7 +67,7 @@ def layer_rows(run: Run, cached: CachedState) -> list[LayerRow]:
                 name=decision.layer,
                 object=candidate.annotation.object_name if candidate else decision.layer,
                 shape=candidate.shape if candidate else "",
-                kind=decision.tier or (candidate.tier_label if candidate else ""),
+                tier=decision.tier or (candidate.tier_label if candidate else ""),
                 visible=decision.visible,
                 reason=decision.reason,
             )

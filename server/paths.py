@@ -16,7 +16,6 @@ from werkzeug.security import safe_join
 DATASET_ID = re.compile(r"[0-9]{1,20}")
 RUN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 TOMOGRAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-VIEWER_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Percent-escapes that must never reach path resolution: '.', '/', '\' and NUL.
 _ENCODED_SEPARATORS = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
 

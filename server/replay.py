@@ -10,12 +10,13 @@ of 3 runs, README).
 
 The views stay the only place that decides what an answer is. A view that served a cached
 state calls :func:`mark` with the state-cache key and the
-:class:`~server.cache.CachedState` it used. The middleware then keeps the status, headers and
-body Flask produced, keyed by every request field that can change them (path, query, host,
-scheme, mount point, ``Origin``), and serves the same bytes to the next identical GET while
-the state cache still returns that very ``CachedState`` object for the key: a change on disk
-(seen as the state cache sees it) or an evicted state falls through to Flask. Error answers
-are never kept, and requests with conditional or range headers always go to Flask.
+:class:`~server.state_service.EncodedState` it used. The middleware then keeps the status,
+headers and body Flask produced, keyed by every request field that can change them (path,
+query, host, scheme, mount point, ``Origin``), and serves the same bytes to the next
+identical GET while the state cache still returns that very ``EncodedState`` object for the
+key: a change on disk (seen as the state cache sees it) or an evicted state falls through to
+Flask. Error answers are never kept, and requests with conditional or range headers always
+go to Flask.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import request
 
-from server.cache import CachedState, StateService, UnknownItem
+from server.state_service import EncodedState, StateService, UnknownItem
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -65,10 +66,10 @@ class _Answer:
     headers: list[tuple[str, str]]
     body: bytes
     state_key: StateKey
-    cached: CachedState
+    cached: EncodedState
 
 
-def mark(state_key: StateKey, cached: CachedState) -> None:
+def mark(state_key: StateKey, cached: EncodedState) -> None:
     """Let the middleware replay this request's answer while ``cached`` stays current."""
     slot = request.environ.get(ENVIRON_KEY)
     if slot is not None:  # None without the middleware, e.g. app.wsgi_app called directly

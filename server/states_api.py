@@ -1,4 +1,5 @@
-"""Saved states: ``POST /states`` stores a Neuroglancer state, ``GET /states/<id>`` returns it.
+"""Saved states: ``POST /states`` stores a Neuroglancer state, ``GET /states/<id>`` returns it,
+``GET /s/<id>`` opens the viewer with it.
 
 A body is accepted only when it is JSON (by Content-Type and by content), at most
 ``server.max_body_bytes`` long, a JSON object with ``layers``, and parsed without error
@@ -9,13 +10,17 @@ stored in canonical form (sorted keys, compact), so identical states get the sam
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Response as BaseResponse
 
-from server.app import services
-from server.storage import valid_state_id
+from server.services import services
+from server.state_service import FRAGMENT_SAFE
+from server.state_store import valid_state_id
+from server.urls import viewer_redirect
 from server.validation import InvalidState, validate_viewer_state
 
 bp = Blueprint("states", __name__)
@@ -68,7 +73,7 @@ def save_state() -> tuple[Response, int]:
     state = parse_state(read_body(services().config.server.max_body_bytes))
     canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     state_id = services().store.put(canonical.encode())
-    url = url_for("links.short_link", state_id=state_id, _external=True)
+    url = url_for("states.short_link", state_id=state_id, _external=True)
     response = jsonify(id=state_id, url=url)
     response.headers["Location"] = url_for("states.get_state", state_id=state_id)
     return response, 201
@@ -87,3 +92,11 @@ def saved_state(state_id: str) -> bytes:
 @bp.get("/states/<state_id>")
 def get_state(state_id: str) -> Response:
     return Response(saved_state(state_id), mimetype="application/json")
+
+
+@bp.get("/s/<state_id>")
+def short_link(state_id: str) -> BaseResponse:
+    body = saved_state(state_id)  # 400 / 404 before any redirect
+    if services().config.server.state_delivery == "url":
+        return viewer_redirect(url_for("states.get_state", state_id=state_id, _external=True))
+    return viewer_redirect(urllib.parse.quote(body.decode(), safe=FRAGMENT_SAFE))

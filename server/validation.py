@@ -57,7 +57,7 @@ def _touch(value: Any, where: str, depth: int) -> None:
     if isinstance(value, JsonObjectWrapper):
         if isinstance(value, neuroglancer.ManagedLayer):
             _touch(value.layer, where, depth + 1)  # a slot, not a property
-        for name in _properties(type(value)):
+        for name in _properties(value.__class__):
             member_where = f"{where}.{name.lstrip('_')}"
             member = _convert(functools.partial(getattr, value, name), member_where)
             _touch(member, member_where, depth + 1)

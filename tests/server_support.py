@@ -1,30 +1,28 @@
 """Shared helpers of the tests/test_server_*.py modules: a writable tree and a config.
 
-The tree is a copy of the session's sample tree (``sample_root`` from conftest.py) with
-placeholder precompute outputs
-(an ``info`` file, a chunk and a shard) for every annotation file of run 10000/TS_026, so
-states have annotation layers without running the precompute.
+The tree is a copy of the session's sample tree with placeholder precompute outputs (an
+``info`` file, a chunk and a shard, written by
+:func:`cryoet_ng.sample.outputs.fill_missing_outputs`) for every annotation file of run
+10000/TS_026, so states have annotation layers without running the precompute. conftest.py's
+``make_server_tree`` and ``server_tree`` fixtures bind the source to ``sample_root``.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.config import Config, ServerConfig
-from cryoet_ng.layout import annotation_output
+from cryoet_ng.sample.outputs import ANNOTATIONS_TYPE, fill_missing_outputs
 
+# A fixture that makes a tree at the path it is given and returns that path.
+TreeFactory = Callable[[Path], Path]
 DATASET, RUN = "10000", "TS_026"
 SHARD_BYTES = bytes(range(256)) * 8
-
-
-def sample_source(request: pytest.FixtureRequest) -> Path:
-    """The session's read-only sample tree (conftest.py's ``sample_root``)."""
-    return Path(request.getfixturevalue("sample_root"))
+PLACEHOLDER_INFO = {"@type": ANNOTATIONS_TYPE, "placeholder": True}
+PLACEHOLDER_FILES = {"spatial0/0_0_0": b"\x01\x02\x03", "spatial0/0.shard": SHARD_BYTES}
 
 
 def make_tree(source: Path, dest: Path) -> Path:
@@ -33,20 +31,11 @@ def make_tree(source: Path, dest: Path) -> Path:
     catalogue = Catalogue.scan(dest)
     run = catalogue.run(DATASET, RUN)
     assert run is not None, "the sample tree lacks run 10000/TS_026"
-    for annotation in run.annotations:
-        for file in annotation.files:
-            if not file.is_precomputable:
-                continue
-            output = annotation_output(dest, run, annotation, file.shape)
-            if output.exists():
-                continue
-            (output / "spatial0").mkdir(parents=True)
-            info = {"@type": "neuroglancer_annotations_v1", "placeholder": True}
-            (output / "info").write_text(json.dumps(info))
-            (output / "spatial0" / "0_0_0").write_bytes(b"\x01\x02\x03")
-            (output / "spatial0" / "0.shard").write_bytes(SHARD_BYTES)
+    written = fill_missing_outputs(dest, run, PLACEHOLDER_INFO, PLACEHOLDER_FILES)
+    assert written, f"no precomputable annotation files in {DATASET}/{RUN}"
     return dest
 
 
 def make_config(root: Path, states_db: str, **server: object) -> Config:
+    """The default configuration over ``root`` with ``server`` settings replaced."""
     return Config(data_root=root, server=ServerConfig(states_db=states_db, **server))  # type: ignore[arg-type]

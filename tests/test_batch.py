@@ -16,12 +16,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cryoet_ng.atomic import TMP_PREFIX
-from cryoet_ng.cli import main as cli
+from cryoet_ng_cli import main as cli
 
 for _module in ("precompute.points", "precompute.segmentation", "precompute.tomogram"):
     pytest.importorskip(_module)
@@ -55,10 +56,11 @@ class Reference:
 
 
 @pytest.fixture(scope="module")
-def reference(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Reference:
+def reference(
+    copy_sample: Callable[[Path], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Reference:
     base = tmp_path_factory.mktemp("batch")
-    tree = base / "data"
-    shutil.copytree(sample_root, tree)
+    tree = copy_sample(base / "data")
     out = base / "out"
     code, report = precompute(tree, out, base / "report.json", "--workers", "1")
     assert code == 0, report["failures"]
@@ -153,7 +155,7 @@ def test_existing_scheduler_gives_identical_bytes(reference: Reference, tmp_path
 
 def test_killed_run_resumes_to_identical_bytes(reference: Reference, tmp_path: Path) -> None:
     shutil.rmtree(reference.out)
-    argv = [sys.executable, "-m", "cryoet_ng.cli", "precompute", str(reference.tree)]
+    argv = [sys.executable, "-m", "cryoet_ng_cli", "precompute", str(reference.tree)]
     argv += ["--out", str(reference.out), "--workers", "2"]
     # Its own session, so SIGKILL reaches the CLI and every Dask process at once (a crash).
     proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.DEVNULL)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cryoet_ng.catalogue import Catalogue
-from cryoet_ng.cli import main as cli
-from cryoet_ng.summaries import summary_path
+from cryoet_ng.layout import summary_path
+from cryoet_ng_cli import main as cli
 
 for _module in ("precompute.points", "precompute.segmentation", "precompute.tomogram"):
     pytest.importorskip(_module)
@@ -55,10 +56,11 @@ def _float_mask(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def broken(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def broken(
+    sample_root: Path, copy_sample: Callable[[Path], Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict:
     base = tmp_path_factory.mktemp("broken")
-    tree = base / "data"
-    shutil.copytree(sample_root, tree)
+    tree = copy_sample(base / "data")
     # Each breakage hits a different annotation; remember the file each one must name.
     points = _files(tree, "Point", "ndjson")
     oriented = _files(tree, "OrientedPoint", "ndjson")
@@ -126,7 +128,7 @@ def test_everything_else_is_converted(broken: dict) -> None:
 
 
 def test_converter_crash_is_a_failure_not_a_crash(
-    sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sample_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from precompute import runner
 
@@ -138,8 +140,7 @@ def test_converter_crash_is_a_failure_not_a_crash(
         return real(job, config)
 
     monkeypatch.setattr(runner, "run_job", crash_on_oriented_points)
-    tree = tmp_path / "data"
-    shutil.copytree(sample_root, tree)
+    tree = sample_copy
     report_path = tmp_path / "report.json"
     code = cli(["precompute", str(tree), "--workers", "1", "--report", str(report_path)])
     report = json.loads(report_path.read_text())

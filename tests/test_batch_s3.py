@@ -2,73 +2,35 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from store_support import empty_bucket, local_hashes, remote_hashes, s3_environment
 
-from cryoet_ng.cli import main as cli
+from cryoet_ng_cli import main as cli
 
 for _module in ("precompute.points", "precompute.segmentation", "precompute.tomogram"):
     pytest.importorskip(_module)
 boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
 
 BUCKET = "cryoet-outputs"
 PREFIX = "precomputed/v1"
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": s3_endpoint,
-    }.items():
-        monkeypatch.setenv(name, value)
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    s3_environment(monkeypatch, s3_endpoint)
     client = boto3.client("s3", endpoint_url=s3_endpoint)
     client.create_bucket(Bucket=BUCKET)
     yield client
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        for obj in page.get("Contents", []):
-            client.delete_object(Bucket=BUCKET, Key=obj["Key"])
-    client.delete_bucket(Bucket=BUCKET)
+    empty_bucket(client, BUCKET)
 
 
-def remote_hashes(client) -> dict[str, str]:
-    hashes = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PREFIX):
-        for obj in page.get("Contents", []):
-            body = client.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
-            hashes[obj["Key"][len(PREFIX) + 1 :]] = hashlib.sha256(body).hexdigest()
-    return hashes
-
-
-def local_hashes(out: Path) -> dict[str, str]:
-    return {
-        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(out.rglob("*"))
-        if p.is_file()
-    }
-
-
-def test_s3_output_matches_local_and_resumes(s3, sample_root: Path, tmp_path: Path) -> None:
-    tree = tmp_path / "data"
-    shutil.copytree(sample_root, tree)
+def test_s3_output_matches_local_and_resumes(s3, sample_copy: Path, tmp_path: Path) -> None:
+    tree = sample_copy
     local = tmp_path / "local"
     assert cli(["precompute", str(tree), "--out", str(local), "--workers", "1"]) == 0
     expected = local_hashes(local)
@@ -77,7 +39,8 @@ def test_s3_output_matches_local_and_resumes(s3, sample_root: Path, tmp_path: Pa
     report = tmp_path / "report.json"
     argv = ["precompute", str(tree), "--out", url, "--workers", "1", "--report", str(report)]
     assert cli(argv) == 0
-    assert remote_hashes(s3) == expected  # same bytes, no staging leftovers, no temporaries
+    # Same bytes, no staging leftovers, no temporaries.
+    assert remote_hashes(s3, BUCKET, PREFIX) == expected
     counts = json.loads(report.read_text())["counts"]
     assert counts["done"] == counts["total"]
 
@@ -94,4 +57,4 @@ def test_s3_output_matches_local_and_resumes(s3, sample_root: Path, tmp_path: Pa
     assert cli(argv) == 0
     counts = json.loads(report.read_text())["counts"]
     assert counts["done"] == 1
-    assert remote_hashes(s3) == expected
+    assert remote_hashes(s3, BUCKET, PREFIX) == expected

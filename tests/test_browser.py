@@ -19,14 +19,15 @@ import shutil
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from browser_harness import (
+
+from tools.browser import (
     INSTALL_HINT,
     WINDOW_SIZE,
     PixelDiff,
@@ -87,12 +88,13 @@ def artifacts(request: pytest.FixtureRequest) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def data_root(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def data_root(
+    copy_sample: Callable[[Path], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A private copy of the session's sample tree, precomputed by the real CLI."""
-    from cryoet_ng import cli
+    import cryoet_ng_cli as cli
 
-    root = tmp_path_factory.mktemp("browser") / "data"
-    shutil.copytree(sample_root, root)
+    root = copy_sample(tmp_path_factory.mktemp("browser") / "data")
     # In-process (--workers 1): a Dask local cluster costs ~15 s of start-up for seconds of work.
     assert cli.main(["precompute", str(root), "--workers", "1"]) == 0, "precompute failed"
     return root
@@ -587,7 +589,9 @@ def test_binned_mask_lands_on_the_full_resolution_structure(
     run, tomogram, annotation, file = found[0]
     ratio = annotation.voxel_spacing / tomogram.voxel_spacing
     view = opened[(run.dataset_id, run.name)]
-    folder = annotation.precompute_dirname(file.shape)
+    from cryoet_ng.layout import output_name
+
+    folder = output_name(annotation, file.shape)
     name = next(x["name"] for x in layer_specs(view.served_state) if folder in source_url(x))
     image = next(x["name"] for x in layer_specs(view.served_state) if x["type"] == "image")
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cryoet_ng.catalogue import Catalogue
+from cryoet_ng.layout import output_name
 from cryoet_ng.sample import SampleManifest
 
 VS = "Reconstructions/VoxelSpacing13.480"
@@ -62,9 +64,7 @@ def test_catalogue_lists_exactly_what_was_generated(
     binned = run.spacing_dir(26.96)
     assert binned is not None and binned.tomograms == {}
     microtubule = binned.annotations["100"]
-    assert (
-        microtubule.precompute_dirname("SegmentationMask") == "100-microtubule-1.0_segmentationmask"
-    )
+    assert output_name(microtubule, "SegmentationMask") == "100-microtubule-1.0_segmentationmask"
 
 
 def _edit_json(path: Path, change) -> None:
@@ -74,10 +74,8 @@ def _edit_json(path: Path, change) -> None:
 
 
 @pytest.fixture
-def broken_tree(sample_root: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "broken"
-    shutil.copytree(sample_root, root)
-    return root
+def broken_tree(copy_sample: Callable[[Path], Path], tmp_path: Path) -> Path:
+    return copy_sample(tmp_path / "broken")
 
 
 def test_damaged_tree_gives_warnings_not_crashes(broken_tree: Path, tmp_path: Path) -> None:
@@ -192,6 +190,6 @@ def test_legacy_layout_mini_tree(
         "cytosolic_ribosome-1.0",
         "cytosolic ribosome",
     )
-    assert ann.precompute_dirname("Point") == "100-cytosolic_ribosome-1.0_point"
+    assert output_name(ann, "Point") == "100-cytosolic_ribosome-1.0_point"
     assert [f.path for f in ann.files] == [points.resolve()]
     assert run.annotations_for(tomo) == [ann]

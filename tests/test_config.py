@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from cryoet_ng.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from cryoet_ng.config import (
+    DEFAULT_CONFIG_PATH,
+    Config,
+    ConfigError,
+    default_yaml,
+    load_config,
+    with_overrides,
+)
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -93,3 +101,27 @@ def test_unreadable_or_invalid_files(tmp_path: Path) -> None:
     assert str(missing) in _error(missing, environ={})
     assert "not valid YAML" in _error(_write(tmp_path, "a: [\n"), environ={})
     assert "top level must be a mapping" in _error(_write(tmp_path, "- 1\n"), environ={})
+
+
+def test_shipped_default_is_generated_from_the_dataclasses() -> None:
+    """The defaults live in the dataclasses only; the shipped file is their rendering."""
+    regenerate = "stale: python -m cryoet_ng.config > cryoet_ng/default.yaml"
+    assert DEFAULT_CONFIG_PATH.read_text() == default_yaml(), regenerate
+    assert DEFAULT_CONFIG_PATH.parent.name == "cryoet_ng"  # package data, found when installed
+    loaded = load_config(environ={})
+    assert loaded.server.states_db == "../.states"  # one of the two shipped values
+    server = dataclasses.replace(loaded.server, states_db="states")
+    assert loaded.replace(server=server) == Config(data_root=loaded.data_root)
+
+
+def test_command_line_overrides_are_validated_and_win(tmp_path: Path) -> None:
+    path = _write(tmp_path, "data_root: d\nserver:\n  port: 9000\n")
+    config = load_config(path, environ={"CRYOET_NG__SERVER__HOST": "0.0.0.0"})
+    changed = with_overrides(config, {"server.port": 9300, "data_root": "/abs", "x": None})
+    assert changed.server.port == 9300 and changed.data_root == Path("/abs")
+    assert changed.server.host == "0.0.0.0" and changed.source == str(path)
+    assert with_overrides(config, {"server.port": None}) is config
+    with pytest.raises(ConfigError, match=r"'server\.port' must be an integer"):
+        with_overrides(config, {"server.port": "ninety"})
+    with pytest.raises(ConfigError, match=r"unknown key 'server\.prot'"):
+        with_overrides(config, {"server.prot": 1})

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_ngstate_tree import DATA_URL, Ann, Tree, assert_roundtrip
 
-from cryoet_ng import cli
+import cryoet_ng_cli as cli
 from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.instance_colours import INSTANCE_PALETTE, instance_colour, instance_colours_rgb
 from ngstate import NotFoundError, build_state, state_inputs_mtime

@@ -1,5 +1,8 @@
-"""A hand-built portal-layout tree with precompute outputs and summaries, for ngstate tests.
+"""A metadata-only portal-layout tree with stand-in outputs and summaries, for ngstate tests.
 
+:class:`Tree` describes the run an ngstate test needs (annotations with their flags and
+summaries); :meth:`Tree.build` writes it with the project's one tree builder
+(:class:`cryoet_ng.sample.builder.TreeBuilder`) and :mod:`cryoet_ng.sample.outputs`.
 Other ngstate test modules import :class:`Tree` and :func:`assert_roundtrip` from here.
 """
 
@@ -14,13 +17,17 @@ from typing import Any
 import neuroglancer
 import numpy as np
 
-from cryoet_ng import layout
-from cryoet_ng.catalogue import Catalogue, annotation_stem, voxel_spacing_dirname
+from cryoet_ng.catalogue import POINT_SHAPES, Catalogue
 from cryoet_ng.config import LayerStyle, SelectionConfig
+from cryoet_ng.sample.annotations import AnnotationObject, Source, annotation_spec
+from cryoet_ng.sample.builder import TreeBuilder
+from cryoet_ng.sample.outputs import annotation_info, write_output, write_tomogram_stats
 from cryoet_ng.summaries import Grid, Occupancy, Summary
 from ngstate import StateOptions
 
 DATA_URL = "http://127.0.0.1:8000/data"
+# Metadata-only annotations have no data to count; ngstate reads object_count.
+OBJECT_COUNT = {"object_count": 3}
 
 
 @dataclass
@@ -101,87 +108,36 @@ class Tree:
 
     # -- writing -----------------------------------------------------------------------------
     def build(self) -> Catalogue:
-        run_dir = self.data / self.dataset / self.run
-        vs_dir = run_dir / "Reconstructions" / voxel_spacing_dirname(self.spacing)
-        tomo_dir = vs_dir / "Tomograms" / "100"
-        tomo_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "run_metadata.json").write_text(json.dumps({"run_name": self.run}))
-        meta: dict[str, Any] = {
-            "voxel_spacing": self.spacing,
-            "size": dict(zip("xyz", self.size, strict=True)),
-            "is_visualization_default": True,
-            "alignment_metadata_path": f"{self.dataset}/{self.run}/Alignments/100/a.json",
-        }
-        if self.zarr:
-            (tomo_dir / f"{self.run}.zarr").mkdir(exist_ok=True)
-            meta["omezarr_dir"] = (
-                f"{self.dataset}/{self.run}/{tomo_dir.relative_to(run_dir)}/{self.run}.zarr"
-            )
-        (tomo_dir / "tomogram_metadata.json").write_text(json.dumps(meta))
+        """Write the tree (metadata only, a header-only OME-Zarr unless ``zarr`` is false) and
+        the outputs: tomogram statistics, and per annotation an ``info`` and its summary."""
+        tree = TreeBuilder(self.data)
+        tree.dataset(self.dataset)
+        written = tree.run(self.dataset, self.run, self.size, self.spacing)
+        tree.tomogram(written, omezarr=self.zarr)
         for a in self.annotations:
-            self._write_annotation(run_dir, a)
+            spec = annotation_spec(
+                AnnotationObject(a.object_id, a.name, a.description, diameter=a.diameter),
+                Source(a.shape, a.flag),
+                method_type=a.method,
+                ground_truth=a.gt,
+                curator_recommended=a.curator,
+                version=a.version,
+            )
+            tree.annotation(
+                written, spec, voxel_spacing=a.spacing, annotation_id=a.id, metadata=OBJECT_COUNT
+            )
         catalogue = Catalogue.scan(self.data)
         run = catalogue.run(self.dataset, self.run)
         assert run is not None and run.tomograms, catalogue.warnings
-        tomogram = run.tomograms[0]
         if self.stats is not None:
-            Summary("tomogram", extra={"stats": self.stats}).write(
-                layout.tomogram_summary(self.out, run, tomogram)
-            )
+            write_tomogram_stats(self.out, run, run.tomograms[0], self.stats)
         for a in self.annotations:
             spacing = a.spacing or self.spacing
             annotation = run.spacing_dir(spacing).annotations[a.id]  # type: ignore[union-attr]
-            output = layout.annotation_output(self.out, run, annotation, a.shape)
-            if not a.output:
-                continue
-            output.mkdir(parents=True, exist_ok=True)
-            if a.shape in ("Point", "OrientedPoint", "InstanceSegmentation"):
-                props = [{"id": "diameter", "type": "float32"}]
-                props += (
-                    [{"id": "line_color", "type": "rgb"}]
-                    if a.shape == "OrientedPoint"
-                    else [{"id": "color", "type": "rgb"}]
-                )
-                (output / "info").write_text(json.dumps({"properties": props}))
-            if a.summary is not None:
-                a.summary.write(layout.annotation_summary(self.out, run, annotation, a.shape))
+            if a.output:
+                info = annotation_info(a.shape) if a.shape in POINT_SHAPES else None
+                write_output(self.out, run, annotation, a.shape, info=info, summary=a.summary)
         return catalogue
-
-    def _write_annotation(self, run_dir: Path, a: Ann) -> None:
-        spacing = a.spacing or self.spacing
-        vs_dir = run_dir / "Reconstructions" / voxel_spacing_dirname(spacing)
-        obj: dict[str, Any] = {"name": a.name}
-        if a.object_id:
-            obj["id"] = a.object_id
-        if a.description:
-            obj["description"] = a.description
-        if a.diameter:
-            obj["diameter"] = a.diameter
-        meta: dict[str, Any] = {
-            "annotation_object": obj,
-            "method_type": a.method,
-            "ground_truth_status": a.gt,
-            "is_curator_recommended": a.curator,
-            "version": a.version,
-            "object_count": 3,
-            "alignment_metadata_path": f"{self.dataset}/{self.run}/Alignments/100/a.json",
-        }
-        stem = annotation_stem(meta)
-        adir = vs_dir / "Annotations" / a.id
-        adir.mkdir(parents=True, exist_ok=True)
-        rel = f"{self.dataset}/{self.run}/{adir.relative_to(run_dir)}/{stem}_{a.shape.lower()}"
-        entry: dict[str, Any] = {"shape": a.shape, "path": rel}
-        if a.flag is not None:
-            entry["is_visualization_default"] = a.flag
-        if a.shape in ("SegmentationMask", "InstanceSegmentationMask"):
-            files = [
-                dict(entry, format="zarr", path=rel + ".zarr"),
-                dict(entry, format="mrc", path=rel + ".mrc"),
-            ]
-        else:
-            files = [dict(entry, format="ndjson", path=rel + ".ndjson")]
-        meta["files"] = files
-        (adir / f"{stem}.json").write_text(json.dumps(meta))
 
     def options(self, **selection: Any) -> StateOptions:
         return StateOptions(

@@ -76,7 +76,9 @@ def run(
 ) -> tuple[AnnotationJob, Summary]:
     source = write_ndjson(tmp / "annotations.ndjson", records)
     job = make_job(tmp, source, shape, **fields)
-    return job, convert(job, options or PrecomputeConfig(), style or LayerStyle())
+    summary = convert(job, options or PrecomputeConfig(), style or LayerStyle())
+    summary.write(job.summary)  # as the runner does once a converter returns
+    return job, summary
 
 
 def reader(output: Path) -> AnnotationReader:

@@ -1,5 +1,5 @@
 """The synthetic sample tree, read back with readers we did not write (tensorstore, mrcfile,
-json) and checked against the portal spec (shared/portal-data-format.md sections 1-4)."""
+json) and checked against the portal's layout and metadata rules."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorstore as ts
 
-from cryoet_ng import cli
+import cryoet_ng_cli as cli
 from cryoet_ng.sample import SampleManifest, generate
 from cryoet_ng.sample.spec import AnnotationRecord
 

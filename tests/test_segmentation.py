@@ -12,10 +12,10 @@ import tensorstore as ts
 from cloudvolume import CloudVolume
 
 from cryoet_ng.config import PrecomputeConfig
-from cryoet_ng.summaries import read_summary
+from cryoet_ng.summaries import Summary, read_summary
+from precompute import segmentation
 from precompute.errors import InputError
 from precompute.jobs import AnnotationJob
-from precompute.segmentation import convert
 
 SPACING = 13.48  # Å: 1.348 nm, not a whole number of nm
 
@@ -47,6 +47,13 @@ def blobs(shape: tuple[int, int, int], labels: int, seed: int, dtype: type) -> n
         r = rng.uniform(4, min(shape) / 3)
         out[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + ((xx - c[2]) / 1.5) ** 2 < r * r] = label
     return out
+
+
+def convert(job: AnnotationJob, options: PrecomputeConfig) -> Summary:
+    """The converter, then the summary written beside the output, as the runner does."""
+    summary = segmentation.convert(job, options)
+    summary.write(job.summary)
+    return summary
 
 
 def make_job(tmp_path: Path, source: Path, shape: str, size_xyz=None) -> AnnotationJob:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from server_support import SHARD_BYTES, make_config, make_tree, sample_source
+from server_support import SHARD_BYTES, TreeFactory, make_config
 
 import server
 
@@ -17,9 +17,9 @@ PRE = "10000/TS_026/Reconstructions/VoxelSpacing13.480/NeuroglancerPrecompute"
 
 
 @pytest.fixture(scope="module")
-def tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tree(make_server_tree: TreeFactory, tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("data")
-    root = make_tree(sample_source(request), base / "tree")
+    root = make_server_tree(base / "tree")
     (base / "secret.txt").write_text(SECRET)
     (base / "secret_dir").mkdir()
     (base / "secret_dir" / "inside.txt").write_text(SECRET)
@@ -41,9 +41,11 @@ def out_root(tree: Path) -> Path:
 @pytest.fixture(scope="module")
 def client(tree: Path, out_root: Path) -> FlaskClient:
     config = make_config(tree, str(tree.parent / "states"), cors_origins=(ORIGIN,))
-    app = server.create_app(config.replace(output_root=out_root))
-    app.config["EVENT_STREAM_SECONDS"] = 0.3
-    app.config["EVENT_HEARTBEAT_SECONDS"] = 0.1
+    app = server.create_app(
+        config.replace(output_root=out_root),
+        event_stream_seconds=0.3,
+        event_heartbeat_seconds=0.1,
+    )
     return app.test_client()
 
 

@@ -20,7 +20,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from server_support import DATASET, RUN, SHARD_BYTES, make_tree, sample_source
+from server_support import DATASET, RUN, SHARD_BYTES, TreeFactory
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 SECRET = "gunicorn test secret"
@@ -68,9 +68,9 @@ def gunicorn(app_spec: str, config_file: Path, workers: int = 2) -> Iterator[str
 
 
 @pytest.fixture(scope="module")
-def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def site(make_server_tree: TreeFactory, tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("gunicorn")
-    root = make_tree(sample_source(request), base / "tree")
+    root = make_server_tree(base / "tree")
     (base / "secret.txt").write_text(SECRET)
     config_file = base / "site.yaml"
     config_file.write_text(

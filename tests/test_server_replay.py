@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from server_support import DATASET, RUN, make_config, make_tree, sample_source
+from server_support import DATASET, RUN, make_config
 
 import server
 from server.replay import ReplayMiddleware
+from server.state_service import StateService
 
 ORIGIN = "https://portal.example.org"
 
@@ -35,14 +36,14 @@ class App:
             return inner(environ, start_response)  # type: ignore[arg-type]
 
         self.replay.app = counting  # type: ignore[assignment]
-        flask_app.extensions["cryoet_ng"].states.recheck_seconds = 0.0
 
 
 @pytest.fixture
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> App:
-    root = make_tree(sample_source(request), tmp_path / "tree")
+def app(server_tree: Path, tmp_path: Path) -> App:
+    root = server_tree
     config = make_config(root, str(tmp_path / "states"), cors_origins=(ORIGIN,))
-    return App(server.create_app(config), root)
+    states = StateService(config, recheck_seconds=0.0)
+    return App(server.create_app(config, states=states), root)
 
 
 def answer(app: App, url: str, **kwargs: Any) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -11,18 +11,18 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from pg_fixture import postgres_url  # noqa: F401  (session fixture)
-from server_support import DATASET, RUN, make_config, make_tree, sample_source
+from server_support import DATASET, RUN, TreeFactory, make_config
 
 import server
 from cryoet_ng.config import load_config
-from server.storage import STATE_ID, SQLiteStore, state_id_for
+from server.state_store import STATE_ID, PostgresStore, SQLiteStore, state_id_for
 
 MAX_BODY = 50_000
 
 
 @pytest.fixture(scope="module")
-def tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tree(sample_source(request), tmp_path_factory.mktemp("st") / "t")
+def tree(make_server_tree: TreeFactory, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_server_tree(tmp_path_factory.mktemp("st") / "t")
 
 
 @pytest.fixture(
@@ -129,7 +129,7 @@ def test_postgres_store_reconnects(app: Flask, states_db: str) -> None:
         pytest.skip("PostgreSQL only")
     import psycopg
 
-    store = app.extensions["cryoet_ng"].store
+    store = PostgresStore(states_db)
     state_id = store.put(b'{"layers":[],"n":1}')
     with psycopg.connect(states_db, autocommit=True) as admin:
         admin.execute(

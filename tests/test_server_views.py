@@ -11,23 +11,25 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from server_support import DATASET, RUN, make_config, make_tree, sample_source
+from server_support import DATASET, RUN, TreeFactory, make_config, make_tree
 
 import ngstate
 import server
 from cryoet_ng import catalogue as catalogue_module
+from server.state_service import StateService
 from server.validation import validate_viewer_state
 
 
 @pytest.fixture(scope="module")
-def source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sample_source(request)
+def source(sample_root: Path) -> Path:
+    """What :func:`server_support.make_tree` copies, for tests that set up their own app."""
+    return sample_root
 
 
 @pytest.fixture(scope="module")
-def client(source: Path, tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
+def client(make_server_tree: TreeFactory, tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
     base = tmp_path_factory.mktemp("views")
-    root = make_tree(source, base / "tree")
+    root = make_server_tree(base / "tree")
     return server.create_app(make_config(root, str(base / "states"))).test_client()
 
 
@@ -35,9 +37,9 @@ def client(source: Path, tmp_path_factory: pytest.TempPathFactory) -> FlaskClien
 def fresh(source: Path, tmp_path: Path) -> tuple[Flask, Path]:
     """An app over a private copy of the tree, for tests that change files."""
     root = make_tree(source, tmp_path / "tree")
-    app = server.create_app(make_config(root, str(tmp_path / "states")))
-    app.extensions["cryoet_ng"].states.recheck_seconds = 0.0  # see every change at once
-    return app, root
+    config = make_config(root, str(tmp_path / "states"))
+    states = StateService(config, recheck_seconds=0.0)  # see every change at once
+    return server.create_app(config, states=states), root
 
 
 def fragment_state(location: str, client: FlaskClient | None = None) -> dict:
@@ -205,9 +207,8 @@ def test_index_lists_runs_links_and_decisions(client: FlaskClient) -> None:
     assert 'class="visible"' in page and 'class="hidden"' in page
 
 
-def test_index_escapes_metadata(fresh: tuple[Flask, Path]) -> None:
-    app, root = fresh
-    meta_path = next((root / DATASET / RUN).rglob("Annotations/100/*[0-9].json"))
+def test_index_escapes_metadata(app: Flask, server_tree: Path) -> None:
+    meta_path = next((server_tree / DATASET / RUN).rglob("Annotations/100/*[0-9].json"))
     meta = json.loads(meta_path.read_text())
     meta["annotation_object"]["name"] = "<script>alert(1)</script>"
     meta_path.write_text(json.dumps(meta))
@@ -247,18 +248,19 @@ def test_state_cache_hits_and_rebuilds_on_metadata_change(
     assert not any("renamed object" in name for name in names)
 
 
-def test_recheck_interval_trusts_a_fresh_entry(fresh: tuple[Flask, Path]) -> None:
-    app, root = fresh
-    client = app.test_client()
+def test_recheck_interval_trusts_a_fresh_entry(source: Path, tmp_path: Path) -> None:
+    root = make_tree(source, tmp_path / "tree")
+    config = make_config(root, str(tmp_path / "states"))
+    states = StateService(config, recheck_seconds=3600.0)
+    client = server.create_app(config, states=states).test_client()
     url = f"/state/{DATASET}/{RUN}.json"
     before = client.get(url).data
-    app.extensions["cryoet_ng"].states.recheck_seconds = 3600.0
     meta_path = next((root / DATASET / RUN).rglob("Annotations/101/*[0-9].json"))
     meta = json.loads(meta_path.read_text())
     meta["annotation_object"]["name"] = "renamed object"
     meta_path.write_text(json.dumps(meta))
     assert client.get(url).data == before  # within the interval: not looked at
-    app.extensions["cryoet_ng"].states.recheck_seconds = 0.0
+    states.recheck_seconds = 0.0
     assert b"renamed object" in client.get(url).data
 
 
@@ -291,10 +293,13 @@ def test_new_run_is_found_and_unknown_runs_do_not_rescan(
 def test_cli_main_runs_the_app_on_the_configured_address(
     source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server import cli
+    import argparse
+
+    from server.commands import run_serve
 
     seen = {}
     monkeypatch.setattr(Flask, "run", lambda self, **kw: seen.update(kw))
     config = make_config(make_tree(source, tmp_path / "tree"), str(tmp_path / "s"), port=9123)
-    assert cli.main(None, config) == 0  # type: ignore[arg-type]
+    no_flags = argparse.Namespace(data_root=None, host=None, port=None)
+    assert run_serve(no_flags, config) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 9123 and seen["threaded"]

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorstore as ts
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cryoet_ng.summaries import read_summary
 from precompute.errors import InputError
 from precompute.jobs import TomogramJob
-from precompute.tomogram import compute_stats, gmm2
+from precompute.tomogram import compute_stats, finite_values, gmm2
 
 
 def write_levels(folder: Path, levels: list[np.ndarray]) -> Path:
@@ -29,7 +30,7 @@ def write_levels(folder: Path, levels: list[np.ndarray]) -> Path:
 def job_for(tmp_path: Path, source: Path) -> TomogramJob:
     return TomogramJob(
         source=source,
-        summary=tmp_path / "out" / "5-tomogram.summary.json",
+        summary_file=tmp_path / "out" / "5-tomogram.summary.json",
         tomogram_id="5",
         voxel_spacing=10.0,
     )
@@ -43,7 +44,7 @@ def test_stats_2d_from_full_resolution_3d_from_coarsest_level(tmp_path: Path) ->
     coarse[0, 0, 0] = 1000.0  # a fiducial-like outlier
     source = write_levels(tmp_path / "t.zarr", [fine, coarse])
     summary = compute_stats(job_for(tmp_path, source), clip=0.02)
-    stats = read_summary(tmp_path / "out" / "5-tomogram.summary.json").extra["stats"]
+    stats = summary.extra["stats"]
     assert summary.kind == "tomogram" and stats["level"] == 1
     assert stats["shape"] == [28, 24, 20] and stats["dtype"] == "float32"
     assert stats["mean"] == pytest.approx(float(coarse.astype(np.float64).mean()))
@@ -126,3 +127,23 @@ def test_bad_tomogram(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="3-D"):
         compute_stats(job_for(tmp_path, source))
     assert not (tmp_path / "out").exists()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 30), st.integers(1, 20), st.integers(1, 20)),
+    slab=st.integers(1, 3000),
+    cap=st.integers(1, 5000),
+    seed=st.integers(0, 1000),
+)
+def test_values_read_in_slabs_are_an_even_sample(shape, slab, cap, seed) -> None:
+    """Slab by slab, every k-th finite voxel in C order (k = ceil(voxels / cap)): exactly
+    the sample of the whole array, wherever the slabs fall."""
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=shape).astype(np.float32)
+    data[rng.random(shape) < 0.05] = np.nan
+    store = ts.open({"driver": "array", "array": data, "dtype": "float32"}).result()
+    got = finite_values(store, Path("t.zarr"), 0, slab_voxels=slab, max_values=cap)
+    step = max(1, -(-data.size // cap))
+    expected = data.reshape(-1)[::step].astype(np.float64)
+    np.testing.assert_array_equal(got, expected[np.isfinite(expected)])

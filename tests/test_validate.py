@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cryoet_ng.cli import main as cli
-from cryoet_ng.summaries import summary_path
+from cryoet_ng.layout import summary_path
+from cryoet_ng_cli import main as cli
 
 for _module in ("precompute.points", "precompute.segmentation", "precompute.tomogram"):
     pytest.importorskip(_module)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cryoet_ng.catalogue import Catalogue
-from tests.browser_harness import (
+from tools.browser import (
     INSTALL_HINT,
     Viewer,
     find_browser,

@@ -3,23 +3,31 @@
 One :class:`AnnotationSpec` describes an annotation as the portal's ingestion config
 would (object, method, flags, sources); :func:`write_annotation` writes
 ``Annotations/<id>/<slug>-<version>_<shape>.<ext>`` for each source and then, last,
-the ``<slug>-<version>.json`` metadata (spec sections 1-3).
+the ``<slug>-<version>.json`` metadata (spec sections 1-3). A :class:`Source` without data is
+listed in the metadata but not written (metadata-only trees for ngstate tests and benchmarks).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from cryoet_ng.catalogue import annotation_stem
+from cryoet_ng.catalogue import VOLUME_SHAPES, annotation_stem, slugify
 from cryoet_ng.sample.files import write_bytes, write_json
-from cryoet_ng.sample.metadata import dates
+from cryoet_ng.sample.metadata import DATASET_AUTHORS, dates
 from cryoet_ng.sample.omezarr import Pyramid, write_mrc, write_omezarr
-from cryoet_ng.sample.spec import LAST_UPDATED_AT, AnnotationRecord, FileRecord
+from cryoet_ng.sample.spec import (
+    DATASET_DEPOSITION,
+    LAST_UPDATED_AT,
+    AnnotationRecord,
+    FileRecord,
+)
 
+T = TypeVar("T")
 _POINT = '{"type": "point", "location": {"x": %.2f, "y": %.2f, "z": %.2f}}\n'
 _INSTANCE = (
     '{"type": "instancePoint", "location": {"x": %.2f, "y": %.2f, "z": %.2f}, "instance_id": %d}\n'
@@ -32,14 +40,16 @@ _ORIENTED = (
 
 @dataclass(frozen=True)
 class AnnotationObject:
-    id: str  # ontology id, e.g. GO:0022626
+    id: str | None  # ontology id, e.g. GO:0022626 (some portal annotations have none)
     name: str
     description: str | None = None
     state: str | None = None
     diameter: float | None = None  # Å; read by the portal's point encoder, absent from the schema
 
     def to_json(self) -> dict[str, str | float]:
-        doc: dict[str, str | float] = {"id": self.id, "name": self.name}
+        doc: dict[str, str | float] = (
+            {"name": self.name} if self.id is None else {"id": self.id, "name": self.name}
+        )
         if self.description:
             doc["description"] = self.description
         if self.state:
@@ -54,39 +64,53 @@ class Source:
     """One shape of an annotation and its data (points in x, y, z voxels; masks z, y, x)."""
 
     shape: str  # Point, OrientedPoint, InstanceSegmentation, SegmentationMask, ...
-    is_visualization_default: bool
+    is_visualization_default: bool | None  # None: the metadata does not say
     points: np.ndarray | None = None
     rotations: np.ndarray | None = None  # OrientedPoint: (n, 3, 3)
     instance_ids: np.ndarray | None = None  # InstanceSegmentation: (n,)
     pyramid: Pyramid | None = None  # masks
 
+    @property
+    def has_data(self) -> bool:
+        return self.points is not None or self.pyramid is not None
+
     def object_count(self) -> int:
-        """Portal rule: records, distinct instances, distinct labels, or 0 for semantic masks."""
+        """Portal rule: records, distinct instances, distinct labels, or 0 for semantic masks
+        (and 0 without data: give ``object_count`` as a metadata override)."""
+        if not self.has_data:
+            return 0
         if self.shape == "InstanceSegmentation":
-            return len(np.unique(self.instance_ids))
+            return len(np.unique(self._need(self.instance_ids, "instance_ids")))
         if self.shape == "InstanceSegmentationMask":
             return len(self.labels())
         if self.shape == "SegmentationMask":
             return 0
-        return len(self.points)
+        return len(self._need(self.points, "points"))
 
     def labels(self) -> list[int]:
         """Non-zero labels of an instance mask's level 0 (sorting only the labelled voxels)."""
-        level0 = self.pyramid.levels[0]
+        level0 = self._need(self.pyramid, "pyramid").levels[0]
         return [int(v) for v in np.unique(level0[level0 != 0])]
 
     def ndjson(self) -> bytes:
         """All records in one formatting call (no per-point Python loop)."""
-        pts = np.asarray(self.points, np.float64)
+        pts = np.asarray(self._need(self.points, "points"), np.float64)
         if self.shape == "Point":
             fmt, values = _POINT, pts
         elif self.shape == "OrientedPoint":
-            fmt, values = _ORIENTED, np.hstack([pts, self.rotations.reshape(len(pts), 9)])
+            rotations = self._need(self.rotations, "rotations").reshape(len(pts), 9)
+            fmt, values = _ORIENTED, np.hstack([pts, rotations])
         elif self.shape == "InstanceSegmentation":
-            fmt, values = _INSTANCE, np.hstack([pts, self.instance_ids[:, None]])
+            ids = self._need(self.instance_ids, "instance_ids")
+            fmt, values = _INSTANCE, np.hstack([pts, ids[:, None]])
         else:
             raise ValueError(f"{self.shape} is not a point shape")
         return ((fmt * len(values)) % tuple(values.ravel().tolist())).encode()
+
+    def _need(self, value: T | None, name: str) -> T:
+        if value is None:
+            raise ValueError(f"a {self.shape} source needs {name}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -138,6 +162,33 @@ class AnnotationSpec:
         return annotation_stem({"annotation_object": self.obj.to_json(), "version": self.version})
 
 
+def annotation_spec(
+    obj: AnnotationObject,
+    *sources: Source,
+    method_type: str = "manual",
+    ground_truth: bool = False,
+    curator_recommended: bool = False,
+    version: float = 1.0,
+    ingest_id: str | None = None,
+    method: str = "manual annotation",
+    software: str = "IMOD",
+) -> AnnotationSpec:
+    """An annotation deposited with the dataset, by its authors, with the given flags."""
+    return AnnotationSpec(
+        obj=obj,
+        ingest_id=ingest_id or f"{slugify(obj.name)}-1",
+        method_type=method_type,
+        ground_truth=ground_truth,
+        curator_recommended=curator_recommended,
+        method=method,
+        software=software,
+        deposition_id=DATASET_DEPOSITION,
+        authors=DATASET_AUTHORS,
+        sources=sources,
+        version=version,
+    )
+
+
 @dataclass(frozen=True)
 class Target:
     """Where an annotation goes and against what it is checked."""
@@ -158,16 +209,28 @@ def _check_bounds(points: np.ndarray, size_xyz: tuple[int, int, int], where: str
         raise ValueError(f"{where}: a coordinate leaves 0..size-1 {tuple(upper)}")
 
 
-def write_annotation(target: Target, spec: AnnotationSpec) -> AnnotationRecord:
-    """Write the data files of every source, then the metadata file (portal order)."""
+def write_annotation(
+    target: Target, spec: AnnotationSpec, overrides: Mapping[str, Any] | None = None
+) -> AnnotationRecord:
+    """Write the data files of every source, then the metadata file (portal order).
+
+    ``overrides``: top-level metadata fields replacing the ones derived from ``spec``.
+    """
+    fixed = {"annotation_object", "version", "files"} & set(overrides or {})
+    if fixed:
+        raise ValueError(f"{target.folder}: {sorted(fixed)} follow the spec, not overrides")
     stem = spec.stem()
     files: list[FileRecord] = []
     volume_shape = None
     for source in spec.sources:
         base = f"{target.folder}/{stem}_{source.shape.lower()}"
         flag = source.is_visualization_default
+        if not source.has_data:
+            formats = ("zarr", "mrc") if source.shape in VOLUME_SHAPES else ("ndjson",)
+            files += [FileRecord(source.shape, f, f"{base}.{f}", flag, False) for f in formats]
+            continue
         if source.pyramid is None:
-            _check_bounds(source.points, target.size_xyz, base)
+            _check_bounds(source._need(source.points, "points"), target.size_xyz, base)
             write_bytes(target.root / f"{base}.ndjson", source.ndjson())
             files.append(FileRecord(source.shape, "ndjson", f"{base}.ndjson", flag))
             continue
@@ -186,18 +249,11 @@ def write_annotation(target: Target, spec: AnnotationSpec) -> AnnotationRecord:
         if write_twin:
             write_mrc(target.root / f"{base}.mrc", level0, target.voxel_spacing, "cryoet-ng sample")
         files.append(FileRecord(source.shape, "mrc", f"{base}.mrc", flag, written=write_twin))
-    entries = [
-        {
-            "format": f.format,
-            "path": f.path,
-            "shape": f.shape,
-            "is_visualization_default": f.is_visualization_default,
-        }
-        for f in files
-    ]
+    entries = [_file_entry(f) for f in files]
     metadata_path = f"{target.folder}/{stem}.json"
     count = spec.sources[0].object_count()
-    write_json(target.root / metadata_path, spec.metadata(entries, target.alignment, count))
+    metadata = spec.metadata(entries, target.alignment, count) | dict(overrides or {})
+    write_json(target.root / metadata_path, metadata)
     return AnnotationRecord(
         dataset_id=target.dataset_id,
         run_name=target.run_name,
@@ -205,8 +261,16 @@ def write_annotation(target: Target, spec: AnnotationSpec) -> AnnotationRecord:
         annotation_id=target.folder.rsplit("/", 1)[1],
         stem=stem,
         object_name=spec.obj.name,
-        object_count=count,
+        object_count=int(metadata["object_count"]),
         metadata_path=metadata_path,
         files=tuple(files),
         volume_shape_zyx=volume_shape,
     )
+
+
+def _file_entry(file: FileRecord) -> dict[str, Any]:
+    """One ``files[]`` entry; the flag is left out when unknown (older portal metadata)."""
+    entry: dict[str, Any] = {"format": file.format, "path": file.path, "shape": file.shape}
+    if file.is_visualization_default is not None:
+        entry["is_visualization_default"] = file.is_visualization_default
+    return entry

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cryoet_ng.sample.annotations import AnnotationObject, AnnotationSpec, Source
+from cryoet_ng.sample.annotations import (
+    AnnotationObject,
+    AnnotationSpec,
+    Source,
+    annotation_spec,
+)
 from cryoet_ng.sample.metadata import COMMUNITY_AUTHORS, DATASET_AUTHORS
 from cryoet_ng.sample.omezarr import Pyramid, downsample_any, downsample_nearest
 from cryoet_ng.sample.scene import RIBOSOME_RADIUS, Scene, ellipsoid_area, surface_points
@@ -50,17 +55,8 @@ NUCLEOSOME = AnnotationObject("GO:0000786", "nucleosome")
 
 def _manual(obj: AnnotationObject, ingest: str, method: str, *sources: Source) -> AnnotationSpec:
     """A ground-truth annotation by the dataset authors."""
-    return AnnotationSpec(
-        obj=obj,
-        ingest_id=ingest,
-        method_type="manual",
-        ground_truth=True,
-        curator_recommended=True,
-        method=method,
-        software="IMOD",
-        deposition_id=DATASET_DEPOSITION,
-        authors=DATASET_AUTHORS,
-        sources=sources,
+    return annotation_spec(
+        obj, *sources, ground_truth=True, curator_recommended=True, ingest_id=ingest, method=method
     )
 
 

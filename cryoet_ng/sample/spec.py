@@ -44,7 +44,7 @@ class FileRecord:
     shape: str
     format: str
     path: str  # bucket-relative
-    is_visualization_default: bool
+    is_visualization_default: bool | None  # None: not in the metadata
     written: bool = True
 
 

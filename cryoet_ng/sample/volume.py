@@ -28,7 +28,9 @@ _SLAB = 16  # z slices per block of full-volume arithmetic
 _LEAFLET = 1.5  # leaflet offset from the bilayer mid-plane (voxels)
 
 
-def _grid(shape_zyx: tuple[int, int, int], z0: int, z1: int, step: float = 1.0, shift: float = 0.0):
+def _grid(
+    shape_zyx: tuple[int, int, int], z0: int, z1: int, step: float = 1.0, shift: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Broadcastable x, y, z voxel coordinates of slab z0:z1 (optionally of a binned grid)."""
     _, ny, nx = shape_zyx
     x = (np.arange(nx) * step + shift).astype(np.float32).reshape(1, 1, nx)
@@ -37,7 +39,12 @@ def _grid(shape_zyx: tuple[int, int, int], z0: int, z1: int, step: float = 1.0, 
     return x, y, z
 
 
-def cell_distance_field(scene: Scene, shape_zyx=None, step: float = 1.0, shift: float = 0.0):
+def cell_distance_field(
+    scene: Scene,
+    shape_zyx: tuple[int, int, int] | None = None,
+    step: float = 1.0,
+    shift: float = 0.0,
+) -> np.ndarray:
     """Signed distance (voxels of the full grid) to the cell membrane at every voxel, float32."""
     shape = scene.shape_zyx if shape_zyx is None else shape_zyx
     (cx, cy, cz), (a, b, c) = (
@@ -80,7 +87,9 @@ def _add_shell(volume: np.ndarray, d: np.ndarray) -> None:
         ).astype(np.float32)
 
 
-def _box(centre_xyz: np.ndarray, radius: float, shape_zyx) -> tuple[slice, ...]:
+def _box(
+    centre_xyz: np.ndarray, radius: float, shape_zyx: tuple[int, int, int]
+) -> tuple[slice, ...]:
     """z, y, x slices of the cube around a centre, clipped to the volume."""
     lo = np.maximum(np.floor(centre_xyz - radius), 0).astype(int)
     hi = np.minimum(np.ceil(centre_xyz + radius) + 1, np.array(shape_zyx[::-1])).astype(int)
@@ -170,7 +179,7 @@ def _microtubule_density(scene: Scene, volume: np.ndarray) -> None:
     )
 
 
-def _smooth_noise(shape, rng: np.random.Generator) -> np.ndarray:
+def _smooth_noise(shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
     """Unit-variance gaussian noise correlated over ~2 voxels ([1 2 1]/4 along each axis).
 
     Two full-size buffers, used in turn: fresh 300 MB allocations (page faults) cost more

@@ -1,8 +1,8 @@
 """Point-like annotations (Point, OrientedPoint, InstanceSegmentation) -> precomputed annotations.
 
-Usage: ``convert(job, config.precompute, config.layers) -> Summary``. See :mod:`.writer`.
+Usage: ``convert(job, config.precompute, config.layers) -> Summary``. See :mod:`.convert`.
 """
 
-from precompute.points.writer import convert
+from precompute.points.convert import convert
 
 __all__ = ["convert"]

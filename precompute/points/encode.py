@@ -1,10 +1,10 @@
 """Binary encoding of precomputed annotations with numpy structured dtypes (no per-item loops).
 
-Single annotation encoding (annotations.md): float32le geometry, then the properties grouped
-by alignment (4-byte, 2-byte, 1-byte types), zero padding to a multiple of 4 bytes, then per
-relationship a uint32le count and the uint64le related ids (``by_id`` only). Lists of
-annotations (spatial cells, relationship index) are a uint64le count, the encoded annotations
-(without relationships) and their uint64le ids.
+Single annotation encoding (Neuroglancer's ``src/datasource/precomputed/annotations.md``):
+float32le geometry, then the properties grouped by alignment (4-byte, 2-byte, 1-byte types),
+zero padding to a multiple of 4 bytes, then per relationship a uint32le count and the uint64le
+related ids (``by_id`` only). Lists of annotations (spatial cells, relationship index) are a
+uint64le count, the encoded annotations (without relationships) and their uint64le ids.
 
 The ``properties`` list in the info JSON is already in encoding order (4-byte types first), so
 Neuroglancer's client (which sorts by alignment, stably) and neuroglancer's Python reader
@@ -71,7 +71,7 @@ def _name_property(names: Names) -> tuple[dict[str, Any], str]:
     return spec, "<u1" if dtype == "uint8" else "<u2"
 
 
-def _record_dtype(geometry: int, fields: list[tuple[str, Any]]) -> np.dtype:
+def _record_dtype(geometry: int, fields: list[tuple[Any, ...]]) -> np.dtype:
     """Packed dtype: geometry, the property fields, zero padding to a multiple of 4."""
     layout: list[tuple[Any, ...]] = [("geometry", "<f4", (geometry,)), *fields]
     size = np.dtype(layout).itemsize

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from cryoet_ng.config import PrecomputeConfig
+from cryoet_ng.store import TreePath, input_file, input_size
 from precompute.errors import InputError
 from precompute.points.spatial import column_range
 
@@ -64,7 +66,7 @@ class _Columns:
 
 
 def read_records(
-    path: Path,
+    path: TreePath,
     shape: str,
     options: PrecomputeConfig,
     volume_size: tuple[int, int, int] | None = None,
@@ -73,7 +75,7 @@ def read_records(
     if shape not in RECORD_TYPES:
         raise InputError(path, f"no point converter for shape {shape!r}")
     try:
-        empty = path.stat().st_size == 0
+        empty = input_size(path) == 0
         columns = None if empty else _arrow_columns(path, shape)
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
@@ -95,15 +97,60 @@ def _schema(shape: str) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _arrow_columns(path: Path, shape: str) -> _Columns:
-    options = pj.ParseOptions(explicit_schema=_schema(shape), unexpected_field_behavior="ignore")
+def _parse_options(shape: str) -> pj.ParseOptions:
+    return pj.ParseOptions(explicit_schema=_schema(shape), unexpected_field_behavior="ignore")
+
+
+def _arrow_columns(path: TreePath, shape: str) -> _Columns:
     table = pj.read_json(
-        str(path),
+        input_file(path),
         read_options=pj.ReadOptions(block_size=_BLOCK_SIZE),
-        parse_options=options,
+        parse_options=_parse_options(shape),
         # malloc-backed, so memory freed after conversion is reused by numpy (lower peak RSS).
         memory_pool=pa.system_memory_pool(),
     )
+    return _table_columns(table, shape)
+
+
+def read_batches(
+    path: Path,
+    shape: str,
+    options: PrecomputeConfig,
+    volume_size: tuple[int, int, int] | None,
+    size: int,
+) -> Iterator[Records]:
+    """The validated records of ``path`` in batches of at most ``size`` records, parsed by
+    pyarrow's streaming reader (memory: one parse block and one batch). Raises InputError
+    for bad input, as :func:`read_records` (which this falls back to, once, for what
+    pyarrow rejects: to name the line, or to read what only the JSON scan accepts)."""
+    try:
+        if path.stat().st_size == 0:
+            return
+        reader = pj.open_json(
+            str(path),
+            read_options=pj.ReadOptions(block_size=_BLOCK_SIZE),
+            parse_options=_parse_options(shape),
+            memory_pool=pa.system_memory_pool(),
+        )
+        first = 0
+        for block in reader:
+            table = pa.Table.from_batches([block])
+            for start in range(0, table.num_rows, size):
+                part = table.slice(start, size)
+                columns = _table_columns(part, shape)
+                yield _validate(path, shape, columns, options, volume_size, first)
+                first += part.num_rows
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise Rejected(path) from exc
+
+
+class Rejected(Exception):
+    """pyarrow could not parse the file: the caller reads it with :func:`read_records`."""
+
+
+def _table_columns(table: pa.Table, shape: str) -> _Columns:
     n = table.num_rows
     bad: list[tuple[int, str]] = []
     location = table.column("location").combine_chunks()
@@ -156,12 +203,14 @@ def _first(bad: list[tuple[int, str]], mask: np.ndarray, message: str) -> None:
 
 
 def _validate(
-    path: Path,
+    path: TreePath,
     shape: str,
     cols: _Columns,
     options: PrecomputeConfig,
     volume_size: tuple[int, int, int] | None,
+    first: int = 0,
 ) -> Records:
+    """Validate columns of records ``first, first + 1, ...`` of the file."""
     bad = list(cols.bad)
     expected = RECORD_TYPES[shape]
     if cols.types is not None:
@@ -176,19 +225,20 @@ def _validate(
         _first(bad, ~finite & ~cols.xyz_missing, "coordinate is NaN or infinite")
     if cols.rotation is not None and len(cols.rotation):
         _check_rotations(cols.rotation, options.rotation_tolerance, bad)
-    outside = np.zeros(len(cols.xyz), bool)
+    outside: np.ndarray = np.zeros(len(cols.xyz), bool)
     if volume_size is not None and len(cols.xyz):
         top = np.asarray(volume_size, np.float64) - 1.0
         if not ((low >= 0).all() and (high <= top).all()):
-            outside = ((cols.xyz < 0) | (cols.xyz > top)).any(axis=1) & finite
+            outside = np.asarray(((cols.xyz < 0) | (cols.xyz > top)).any(axis=1) & finite)
         if options.out_of_bounds == "error":
             size = "x".join(str(s) for s in volume_size)
             _first(bad, outside, f"coordinate outside the tomogram (0 <= c <= size-1, size {size})")
     if bad:
         record, message = min(bad, key=lambda item: item[0])
-        line = int(cols.lines[record]) if cols.lines is not None else _line_of(path, record)
+        known = cols.lines
+        line = int(known[record]) if known is not None else _line_of(path, first + record)
         raise InputError(path, message, line)
-    index = np.arange(len(cols.xyz), dtype=np.int64)
+    index = np.arange(first, first + len(cols.xyz), dtype=np.int64)
     keep = ~outside if options.out_of_bounds == "drop" else slice(None)
     return Records(
         xyz=cols.xyz[keep],
@@ -230,7 +280,7 @@ def _check_rotations(rotation: np.ndarray, tolerance: float, bad: list[tuple[int
         )
 
 
-def _line_of(path: Path, record: int) -> int:
+def _line_of(path: TreePath, record: int) -> int:
     """1-based line of the ``record``-th non-blank line (pyarrow skips blank lines)."""
     seen = -1
     number = 0
@@ -245,7 +295,7 @@ def _line_of(path: Path, record: int) -> int:
 # --- slow path: per-line scan, only when pyarrow rejects the file -------------------------
 
 
-def _scan_columns(path: Path, shape: str) -> _Columns:
+def _scan_columns(path: TreePath, shape: str) -> _Columns:
     """Parse line by line; raise InputError at the first line that is not a valid record."""
     types: list[str | None] = []
     xyz: list[tuple[float, float, float]] = []

@@ -20,7 +20,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -51,8 +51,13 @@ class ShardSpec:
     @classmethod
     def for_keys(cls, keys: np.ndarray) -> ShardSpec:
         """Bits for ``keys`` (cloud-volume's compute_shard_params_for_hashed + a preshift)."""
-        shard_bits, minishard_bits = shard_params(len(keys))
-        top = int(keys.max()).bit_length() if len(keys) else 0
+        return cls.for_count(len(keys), int(keys.max()) if len(keys) else 0)
+
+    @classmethod
+    def for_count(cls, count: int, largest: int) -> ShardSpec:
+        """Bits for ``count`` keys of which the largest is ``largest``."""
+        shard_bits, minishard_bits = shard_params(count)
+        top = largest.bit_length() if count else 0
         return cls(max(0, top - minishard_bits - shard_bits), minishard_bits, shard_bits)
 
     def locate(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,56 +112,96 @@ def write_sharded(
     ``keys`` (uint64, unique) must be in ``spec.order`` order, ``data`` (uint8) their
     concatenated values and ``sizes`` their lengths.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    if not len(keys):
-        return 0
-    keys = keys.astype(np.uint64)
-    sizes = sizes.astype(np.uint64)
-    shard, minishard = spec.locate(keys)
-    ends = np.cumsum(sizes)
-    starts = ends - sizes
-    n = len(keys)
-    # Boundaries of runs of equal (shard, minishard).
-    slot = (shard << spec.minishard_bits) | minishard
-    run_start = np.flatnonzero(np.concatenate([[True], slot[1:] != slot[:-1]]))
-    run_end = np.append(run_start[1:], n)
-    shard_start = np.flatnonzero(np.concatenate([[True], shard[1:] != shard[:-1]]))
-    shard_end = np.append(shard_start[1:], n)
-    # Minishard index columns, delta-encoded; offsets relative to the shard's data start.
-    key_delta = keys.copy()
-    key_delta[1:] -= keys[:-1]
-    gap = np.zeros(n, np.uint64)  # chunks are contiguous: only a run's first chunk has an offset
-    shard_of_entry = np.repeat(np.arange(len(shard_start)), shard_end - shard_start)
-    in_shard = starts - starts[shard_start][shard_of_entry]
-    key_delta[run_start] = keys[run_start]
-    gap[run_start] = in_shard[run_start]
-    index_bytes = (1 << spec.minishard_bits) * 16
-    files = 0
-    runs_by_shard = np.searchsorted(run_start, shard_start)
-    for s, (lo, hi) in enumerate(zip(shard_start, shard_end, strict=True)):
-        data_start, data_end = int(starts[lo]), int(ends[hi - 1])
-        table = np.zeros((1 << spec.minishard_bits, 2), "<u8")
-        pieces: list[bytes] = []
-        position = data_end - data_start  # minishard indices follow the chunk data
-        run = int(runs_by_shard[s])
-        while run < len(run_start) and run_start[run] < hi:
-            a, b = int(run_start[run]), int(run_end[run])
+    with ShardWriter(directory, spec) as writer:
+        writer.add(keys, data, sizes)
+    return writer.files
+
+
+class ShardWriter:
+    """Sharded files written from chunks of (keys, data, sizes) given in ``spec.order``
+    order, holding only the index entries (24 bytes a key) and the current chunk: the same
+    bytes as one :func:`write_sharded` call with everything concatenated."""
+
+    def __init__(self, directory: Path, spec: ShardSpec) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.spec = spec
+        self.files = 0
+        self._shard: int | None = None
+        self._handle: BinaryIO | None = None
+        self._entries: list[np.ndarray] = []  # (3, k) uint64 rows: key, shard offset, size
+        self._position = 0  # bytes of chunk data in the open shard
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        elif self._handle is not None:
+            self._handle.close()
+
+    def close(self) -> None:
+        """Finish the open shard (call once, after the last ``add``)."""
+        self._finish()
+
+    def add(self, keys: np.ndarray, data: np.ndarray, sizes: np.ndarray) -> None:
+        if not len(keys):
+            return
+        keys = keys.astype(np.uint64)
+        sizes = sizes.astype(np.uint64)
+        shard, _ = self.spec.locate(keys)
+        starts = np.cumsum(sizes) - sizes
+        edges = np.flatnonzero(np.r_[True, shard[1:] != shard[:-1], True])
+        for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+            if self._shard != int(shard[lo]):
+                self._finish()
+                self._open(int(shard[lo]))
+            assert self._handle is not None
+            first, last = int(starts[lo]), int(starts[hi - 1] + sizes[hi - 1])
+            offsets = starts[lo:hi] - np.uint64(first) + np.uint64(self._position)
+            self._entries.append(np.stack([keys[lo:hi], offsets, sizes[lo:hi]]))
+            self._handle.write(data[first:last].data)  # a view, not a copy
+            self._position += last - first
+
+    def _open(self, shard: int) -> None:
+        self._shard = shard
+        self._handle = open(self.directory / self.spec.shard_name(shard), "wb")  # noqa: SIM115
+        self._handle.write(bytes((1 << self.spec.minishard_bits) * 16))  # index, rewritten
+        self._entries = []
+        self._position = 0
+
+    def _finish(self) -> None:
+        """Minishard indices after the data, then the shard index at the start."""
+        if self._handle is None:
+            return
+        entries = np.concatenate(self._entries, axis=1)
+        keys, offsets, sizes = entries
+        _, minishard = self.spec.locate(keys)
+        table = np.zeros((1 << self.spec.minishard_bits, 2), "<u8")
+        run_start = np.flatnonzero(np.r_[True, minishard[1:] != minishard[:-1]])
+        run_end = np.append(run_start[1:], len(keys))
+        # Delta encoding; chunks are contiguous, so only a run's first chunk has an offset gap.
+        key_delta = keys.copy()
+        key_delta[1:] -= keys[:-1]
+        gap = np.zeros(len(keys), np.uint64)
+        key_delta[run_start] = keys[run_start]
+        gap[run_start] = offsets[run_start]
+        position = self._position
+        for a, b in zip(run_start.tolist(), run_end.tolist(), strict=True):
             encoded = _encode_index(
                 np.stack([key_delta[a:b], gap[a:b], sizes[a:b]]).astype("<u8").tobytes(),
-                spec.minishard_index_encoding,
+                self.spec.minishard_index_encoding,
             )
             table[int(minishard[a])] = (position, position + len(encoded))
             position += len(encoded)
-            pieces.append(encoded)
-            run += 1
-        name = spec.shard_name(int(shard[lo]))
-        with open(directory / name, "wb") as handle:
-            handle.write(table.tobytes())
-            assert table.nbytes == index_bytes
-            handle.write(memoryview(data[data_start:data_end]))
-            handle.writelines(pieces)
-        files += 1
-    return files
+            self._handle.write(encoded)
+        self._handle.seek(0)
+        self._handle.write(table.tobytes())
+        self._handle.close()
+        self._handle = None
+        self._shard = None
+        self.files += 1
 
 
 def _encode_index(raw: bytes, encoding: str) -> bytes:

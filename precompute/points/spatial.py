@@ -1,4 +1,7 @@
-"""The multi-level spatial index of annotations.md, computed with whole-array numpy operations.
+"""The multi-level spatial index of precomputed annotations, with whole-array numpy operations.
+
+Spec: Neuroglancer's ``src/datasource/precomputed/annotations.md`` (cited as annotations.md
+below; Morton codes: ``volume.md`` beside it).
 
 Level 0 is one cell over ``[lower_bound, upper_bound]``; each finer level halves the chunk
 size along the axes that keep cells most isotropic. Following the spec's algorithm, every
@@ -20,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from cryoet_ng.vectors import triple
 
 MAX_GRID = 1 << 20  # cells per axis: 3 x 20 bits keep compressed Morton codes within uint64
 MAX_LEVELS = 24  # the last level takes whatever remains (only reachable with massive duplicates)
@@ -164,10 +169,10 @@ def _schedule(bounds: Bounds) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def _empty_level(bounds: Bounds) -> Level:
     none = np.zeros(0, np.int64)
-    chunk = tuple(float(c) for c in bounds.base_chunk)
+    chunk = triple(float(c) for c in bounds.base_chunk)
     one = np.zeros(1, np.int64)
     cells = np.zeros((1, 3), np.int64)
-    return Level((1, 1, 1), chunk, 1, one.astype(np.uint64), cells, one, none)  # type: ignore[arg-type]
+    return Level((1, 1, 1), chunk, 1, one.astype(np.uint64), cells, one, none)
 
 
 def _emit(
@@ -208,8 +213,8 @@ def _emit(
         pick += np.arange(len(pick))
         emitted = emitted[pick]
     level = Level(
-        grid_shape=tuple(int(g) for g in grid),  # type: ignore[arg-type]
-        chunk_size=tuple(float(c) for c in chunk),  # type: ignore[arg-type]
+        grid_shape=triple(int(g) for g in grid),
+        chunk_size=triple(float(c) for c in chunk),
         limit=int(take.max()),
         keys=keys,
         cells=group_cells,

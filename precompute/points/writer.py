@@ -1,8 +1,10 @@
 """Point-like annotations (Point, OrientedPoint, InstanceSegmentation) -> precomputed annotations.
 
-:func:`convert` reads and validates the ndjson file, encodes the annotations, builds the
-multi-level spatial index and writes ``info``, ``by_id/``, ``spatial<i>/`` and (instances)
-``rel_instance/`` into a temporary directory that is renamed into place, then the summary.
+:func:`convert_records` encodes validated records (:mod:`.ndjson`), builds the multi-level
+spatial index and writes ``info``, ``by_id/``, ``spatial<i>/`` and (instances)
+``rel_instance/`` into a temporary directory that is renamed into place, and returns the
+summary (the runner writes it). Files beyond the memory budget go through :mod:`.external`
+(see :mod:`.convert`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from cryoet_ng.atomic import atomic_directory
 from cryoet_ng.config import LayerStyle, PrecomputeConfig
 from cryoet_ng.instance_colours import instance_colours_rgb
 from cryoet_ng.summaries import Grid, Occupancy, Summary
+from cryoet_ng.vectors import triple
 from precompute.jobs import ANGSTROM, AnnotationJob
 from precompute.points import encode
 from precompute.points.encode import Annotations
-from precompute.points.ndjson import Records, read_records
+from precompute.points.ndjson import Records
 from precompute.points.sharded import ShardSpec, write_sharded, write_unsharded
 from precompute.points.spatial import Bounds, Level, build_levels, column_range
 
@@ -40,9 +43,10 @@ class Written:
     levels: list[Level]
 
 
-def convert(job: AnnotationJob, options: PrecomputeConfig, style: LayerStyle) -> Summary:
-    """Convert one point-like ndjson file into ``job.output``; write and return its summary."""
-    records = read_records(job.source, job.shape, options, job.volume_size_xyz)
+def convert_records(
+    job: AnnotationJob, records: Records, options: PrecomputeConfig, style: LayerStyle
+) -> Summary:
+    """Write validated ``records`` (all in memory) into ``job.output``; return the summary."""
     scale = job.voxel_spacing * ANGSTROM
     # The seed and the summary's statistics are independent of the layer: compute them on the
     # other core (hashlib and numpy release the GIL in the bulk operations).
@@ -59,7 +63,6 @@ def convert(job: AnnotationJob, options: PrecomputeConfig, style: LayerStyle) ->
         levels=len(written.levels),
         files=written.files,
     )
-    summary.write(job.summary)
     return summary
 
 
@@ -204,27 +207,53 @@ def _summary(job: AnnotationJob, records: Records, options: PrecomputeConfig) ->
     scale = job.voxel_spacing * ANGSTROM
     count = len(records)
     low, high = column_range(records.xyz) if count else (None, None)
-    bounds = ((low * scale).tolist(), (high * scale).tolist()) if count else None
+    grid = Grid.for_extent(layer_extent(job, high))
+    instances = None if records.instance_id is None else len(np.unique(records.instance_id))
+    occupancy = _occupancy(grid, records.xyz, scale)
+    return layer_summary(
+        job, options, (count, low, high), occupancy, records.out_of_bounds, instances
+    )
+
+
+def layer_extent(job: AnnotationJob, high: np.ndarray | None) -> tuple[float, float, float]:
+    """The tomogram's extent (m), or the points' when the job does not know it."""
     if job.extent_m is not None:
-        extent = job.extent_m
-    else:
-        extent = tuple(np.maximum(high * scale, 0).tolist()) if count else (0.0, 0.0, 0.0)
+        return job.extent_m
+    if high is None:
+        return (0.0, 0.0, 0.0)
+    return triple(np.maximum(high * job.voxel_spacing * ANGSTROM, 0).tolist())
+
+
+def layer_summary(
+    job: AnnotationJob,
+    options: PrecomputeConfig,
+    extent: tuple[int, np.ndarray | None, np.ndarray | None],
+    occupancy: Occupancy,
+    out_of_bounds: int,
+    instances: int | None,
+) -> Summary:
+    """The summary of ``count`` records spanning ``low..high`` (voxels)."""
+    count, low, high = extent
+    scale = job.voxel_spacing * ANGSTROM
+    bounds = None
+    if count and low is not None and high is not None:
+        bounds = ((low * scale).tolist(), (high * scale).tolist())
     extra: dict[str, Any] = {
         "shape": job.shape,
         "annotation_id": job.annotation_id,
         "output": job.output.name,
         "source": str(job.source),
         "voxel_spacing": job.voxel_spacing,
-        "out_of_bounds": records.out_of_bounds,
+        "out_of_bounds": out_of_bounds,
         "out_of_bounds_policy": options.out_of_bounds,
     }
-    if records.instance_id is not None:
-        extra["instances"] = len(np.unique(records.instance_id))
+    if instances is not None:
+        extra["instances"] = instances
     return Summary(
         kind="annotation",
         count=count,
-        bounds=bounds,  # type: ignore[arg-type]
-        occupancy=_occupancy(Grid.for_extent(extent), records.xyz, scale),  # type: ignore[arg-type]
+        bounds=bounds,
+        occupancy=occupancy,
         extra=extra,
     )
 

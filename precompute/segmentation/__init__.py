@@ -7,12 +7,10 @@
     mesh/                 neuroglancer_multilod_draco, sharded
     segment_properties/   inline "label" strings
 
-and the summary (kind ``"segmentation"``) beside it.
+and returns the summary (kind ``"segmentation"``; the runner writes it beside the folder).
 """
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 from cryoet_ng import atomic
 from cryoet_ng.config import PrecomputeConfig
@@ -20,9 +18,10 @@ from cryoet_ng.summaries import Grid, Summary
 from precompute.jobs import AnnotationJob
 from precompute.segmentation.meshes import MESH_DIR, MeshOptions, write_meshes
 from precompute.segmentation.properties import PROPERTIES_DIR, write_segment_properties
+from precompute.segmentation.pyramid import write_pyramid
 from precompute.segmentation.source import MaskSource, open_mask
 from precompute.segmentation.stats import VolumeStats
-from precompute.segmentation.volume import CHUNK, PyramidWriter, Scale, plan_scales, volume_info
+from precompute.segmentation.volume import Scale, plan_scales, volume_info
 
 __all__ = ["convert"]
 
@@ -42,40 +41,12 @@ def convert(job: AnnotationJob, options: PrecomputeConfig) -> Summary:
     with atomic.atomic_directory(job.output) as tmp:
         extra = {"mesh": MESH_DIR, "segment_properties": PROPERTIES_DIR}
         atomic.write_json(tmp / "info", volume_info(scales, extra))
-        _write_pyramid(source, PyramidWriter(tmp, scales), stats)
+        write_pyramid(tmp, scales, source.read, stats.add, options.volume_brick)
         labels = list(stats.labels)
-        write_meshes(tmp, scales, labels, MeshOptions(num_lods=options.mesh_lods))
+        mesh_options = MeshOptions(num_lods=options.mesh_lods, workers=options.workers)
+        write_meshes(tmp, scales, labels, mesh_options, stats.content_box())
         write_segment_properties(tmp, job.object_name, labels, job.shape == INSTANCE_SHAPE)
-    summary = _summary(job, source, stats, scales, extent)
-    summary.write(job.summary)
-    return summary
-
-
-def _write_pyramid(source: MaskSource, writer: PyramidWriter, stats: VolumeStats) -> None:
-    """Stream z-slabs (one source chunk thick, so each chunk is decoded once), processed in
-    pieces one output chunk thick. Three threads overlap: the next slab is read while this one
-    is counted (stats) on a second thread and downsampled on this one; tensorstore converts to
-    uint32, encodes and writes on its own pool."""
-    nz = source.shape[0]
-    step = max(CHUNK, source.read_step // CHUNK * CHUNK)
-    starts = list(range(0, nz, step))
-    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as counter:
-        ahead = reader.submit(source.read, 0, min(step, nz))
-        for i, z0 in enumerate(starts):
-            slab = ahead.result()
-            if i + 1 < len(starts):
-                nxt = starts[i + 1]
-                ahead = reader.submit(source.read, nxt, min(nxt + step, nz))
-            counted = []
-            for a in range(0, len(slab), CHUNK):
-                piece = slab[a : a + CHUNK]
-                counted.append(counter.submit(stats.add, piece, z0 + a))
-                writer.push(0, piece, final=z0 + a + len(piece) == nz)
-                writer.wait(keep=len(writer.scales))
-            for done in counted:
-                done.result()
-            del slab
-    writer.wait()
+    return _summary(job, source, stats, scales, extent)
 
 
 def _summary(

@@ -1,12 +1,11 @@
 """Multi-resolution meshes (``neuroglancer_multilod_draco``, sharded) of every label.
 
 Level of detail ``l`` is marching cubes (zmesh) on pyramid scale ``l`` (2^l isotropic
-downsampling), simplified (zmesh's fast-quadric simplifier). The volume is meshed in cubic
-sub-blocks of ``SUB`` voxels of that scale with one voxel of overlap, zero-padded at the
-volume's faces so that surfaces close there. Each sub-block is simplified on its own with
-its border vertices pinned, so neighbouring pieces still meet exactly: surfaces stay closed
-and no triangle crosses a sub-block face. Eight sub-blocks make one octree node (fragment),
-which is exactly the 2x2x2 partition the format requires for ``lod > 0``.
+downsampling), simplified with the border locked (:mod:`.mesh_blocks`). Each LOD is meshed
+by octree nodes (``NODE``^3 voxels of its scale, read back from the written scale with one
+voxel of overlap), which are independent tasks spread over every core (:mod:`.parallel`).
+Fragments go to a spill file as they come and are streamed into the shard at the end
+(:mod:`.mesh_shard`), so memory is bounded by one node per worker, not by the mask.
 
 Stored-model space is level-0 voxel units where voxel ``i`` spans ``[i, i + 1)``; the info's
 transform scales it to nanometres, the volume's physical space.
@@ -15,35 +14,28 @@ transform scales it to nanometres, the volume's physical space.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import DracoPy
 import numpy as np
-import zmesh
-from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
 
 from cryoet_ng import atomic
-from precompute.segmentation.volume import Scale, open_scale
+from precompute.segmentation.mesh_blocks import NODE, QUANT_BITS, Node, mesh_nodes
+from precompute.segmentation.mesh_shard import FragmentSpill, write_shard
+from precompute.segmentation.parallel import run_all, worker_count
+from precompute.segmentation.volume import Scale
 
-SUB = 64  # sub-block edge in voxels of the LOD's scale; an octree node is 2 x SUB
-NODE = 2 * SUB
-QUANT_BITS = 16
-QMAX = (1 << QUANT_BITS) - 1
-REDUCTION = 4  # simplification target: a quarter of the marching-cubes triangles
-MAX_ERROR = 1.0  # ... moving the surface by at most one voxel of the LOD's scale
-DRACO_LEVEL = 7
 MESH_DIR = "mesh"
-
-# Vertices (float64, voxel-centre coordinates of the LOD's scale) and faces.
-Piece = tuple[np.ndarray, np.ndarray]
+NODES_PER_TASK = 8  # ~0.5-2 s of work per task at LOD 0: small against the task overhead
+POOL_MIN_NODES = 24  # below this, meshing in this process beats starting a process pool
 
 
 @dataclass(frozen=True)
 class MeshOptions:
     num_lods: int  # wanted; fewer when the pyramid stops being isotropic
+    workers: int = 0  # processes for meshing; 0 = every core
+    pool_min_nodes: int = POOL_MIN_NODES
 
 
 def lod_levels(scales: list[Scale], wanted: int) -> int:
@@ -56,35 +48,72 @@ def lod_levels(scales: list[Scale], wanted: int) -> int:
     return n
 
 
-def write_meshes(root: Path, scales: list[Scale], labels: list[int], options: MeshOptions) -> None:
-    """Mesh every label of the volume at ``root`` into ``root/mesh`` (info + shard files)."""
+def write_meshes(
+    root: Path,
+    scales: list[Scale],
+    labels: list[int],
+    options: MeshOptions,
+    content: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
+    """Mesh every label of the volume at ``root`` into ``root/mesh`` (info + shard files).
+
+    ``content`` (level-0 voxel box, x, y, z, upper exclusive) limits the nodes meshed; None
+    meshes the whole volume.
+    """
     out = root / MESH_DIR
     out.mkdir()
     num_lods = lod_levels(scales, options.num_lods)
     res = scales[0].resolution
+    sharding = mesh_sharding(len(labels))
     info = {
         "@type": "neuroglancer_multilod_draco",
         "vertex_quantization_bits": QUANT_BITS,
         "transform": [res[0], 0, 0, 0, 0, res[1], 0, 0, 0, 0, res[2], 0],
         "lod_scale_multiplier": 1.0,
-        "sharding": mesh_sharding(len(labels)),
+        "sharding": sharding,
     }
-    # lods[l][label][node xyz] -> pieces
-    lods = [_mesh_level(root, level) for level in range(num_lods)]
-    blobs: dict[int, bytes] = {}
-    manifest_sizes: dict[int, int] = {}
-    for label in labels:
-        data, manifest = _encode_label([lod.get(label, {}) for lod in lods])
-        if data is None:
-            continue
-        blobs[label] = data + manifest
-        manifest_sizes[label] = len(manifest)
-    spec = ShardingSpecification.from_dict(info["sharding"])
-    # The fragment data sits right before the manifest in the shard; the index points at the
-    # manifest only (cloud-volume's helper takes that split as data_offset).
-    for name, shard in sorted(spec.synthesize_shards(blobs, manifest_sizes).items()):
-        atomic.write_bytes(out / name, shard)
+    tasks: list[tuple[Path, int, list[Node]]] = []
+    for lod in range(num_lods if labels else 0):
+        nodes = lod_nodes(scales[lod].size, lod, content)
+        tasks += [
+            (root, lod, nodes[i : i + NODES_PER_TASK]) for i in range(0, len(nodes), NODES_PER_TASK)
+        ]
+    total = sum(len(t[2]) for t in tasks)
+    spill = FragmentSpill(out)
+    try:
+        workers = worker_count(options.workers)
+        for fragments in run_all(mesh_nodes, tasks, workers, pool=total >= options.pool_min_nodes):
+            spill.add(fragments)
+        write_shard(out, sharding, spill, labels, num_lods)
+    finally:
+        spill.close()
     atomic.write_json(out / "info", info)
+
+
+def lod_nodes(
+    size_xyz: tuple[int, int, int], lod: int, content: tuple[np.ndarray, np.ndarray] | None
+) -> list[Node]:
+    """Octree nodes of scale ``lod`` that can hold a surface, in z, y, x order.
+
+    Node ``n`` meshes voxel centres ``n * NODE - 1 .. n * NODE + NODE`` (padding voxel -1 and
+    ``size`` are outside the volume, hence ``size + 1`` cubes per axis)."""
+    count = [-(-(n + 1) // NODE) for n in size_xyz]
+    lo, hi = [0, 0, 0], count
+    if content is not None:
+        # Label voxels lie within (lower >> lod) .. ((upper - 1) >> lod) at this scale; the
+        # cubes around voxel w have low corners w - 1 and w, in nodes (corner + 1) // NODE.
+        lower, upper = content
+        lo = [(int(v) >> lod) // NODE for v in lower]
+        hi = [
+            min(c, (((int(v) - 1) >> lod) + 1) // NODE + 1)
+            for c, v in zip(count, upper, strict=True)
+        ]
+    return [
+        (x, y, z)
+        for z in range(lo[2], hi[2])
+        for y in range(lo[1], hi[1])
+        for x in range(lo[0], hi[0])
+    ]
 
 
 def mesh_sharding(num_labels: int) -> dict[str, Any]:
@@ -99,123 +128,3 @@ def mesh_sharding(num_labels: int) -> dict[str, Any]:
         "minishard_index_encoding": "gzip",
         "data_encoding": "raw",  # Draco is already compressed; offsets must stay exact
     }
-
-
-def _mesh_level(root: Path, level: int) -> dict[int, dict[tuple[int, int, int], list[Piece]]]:
-    """Simplified marching-cubes pieces of scale ``level``, by label and octree node."""
-    store = open_scale(root, level, write=False)
-    nz, ny, nx = store.shape
-    # Voxel centres -1 (padding) .. n (padding): n + 1 cubes, in sub-blocks of SUB cubes.
-    blocks = [-(-(n + 1) // SUB) for n in (nz, ny, nx)]
-    span_y, span_x = blocks[1] * SUB + 1, blocks[2] * SUB + 1
-    mesher = zmesh.Mesher((1.0, 1.0, 1.0))
-    out: dict[int, dict[tuple[int, int, int], list[Piece]]] = defaultdict(lambda: defaultdict(list))
-    for bz in range(blocks[0]):
-        # Slab of centres [bz*SUB - 1, (bz+1)*SUB - 1], zero outside the volume.
-        lo = bz * SUB - 1
-        slab = np.zeros((SUB + 1, span_y, span_x), np.uint32)
-        z0, z1 = max(lo, 0), min(lo + SUB + 1, nz)
-        if z1 > z0:
-            slab[z0 - lo : z1 - lo, 1 : ny + 1, 1 : nx + 1] = store[z0:z1].read().result()
-        if not slab.any():
-            continue
-        for by in range(blocks[1]):
-            for bx in range(blocks[2]):
-                block = slab[:, by * SUB : by * SUB + SUB + 1, bx * SUB : bx * SUB + SUB + 1]
-                if not block.any():
-                    continue
-                origin = np.array([bx, by, bz]) * SUB - 1  # level index of local voxel 0
-                mesher.mesh(np.asfortranarray(block.T), close=False)
-                for label in mesher.ids():
-                    # zmesh's own quadric simplifier keeps open-border vertices in place, so
-                    # neighbouring sub-blocks still meet exactly (simplify_fqmr's
-                    # preserve_border does not: tested closed-surface failures).
-                    mesh = mesher.get(
-                        label, normals=False, reduction_factor=REDUCTION, max_error=MAX_ERROR
-                    )
-                    piece = _piece(mesh, origin)
-                    if piece is not None:
-                        node = (bx // 2, by // 2, bz // 2)
-                        out[int(label)][node].append(piece)
-                mesher.clear()
-    return out
-
-
-def _piece(mesh: zmesh.Mesh, origin: np.ndarray) -> Piece | None:
-    """Vertices of one sub-block mesh as LOD-grid coordinates (voxel centres of that scale)."""
-    if len(mesh.faces) == 0:
-        return None
-    # Simplification may nudge a vertex past the sub-block; clamp to keep the 2x2x2 partition.
-    local = np.clip(mesh.vertices.astype(np.float64), 0.0, float(SUB))
-    return local + origin, mesh.faces.astype(np.uint32)
-
-
-def _encode_label(
-    lods: list[dict[tuple[int, int, int], list[Piece]]],
-) -> tuple[bytes | None, bytes]:
-    """Draco fragments (LOD 0 first, z-order) and the binary manifest of one label."""
-    if not any(lods):
-        return None, b""
-    num_lods = len(lods)
-    nodes = [set(lod) for lod in lods]
-    for level in range(1, num_lods):
-        # Every node needs a parent, or Neuroglancer never reaches it: add empty ones.
-        nodes[level] |= {(x >> 1, y >> 1, z >> 1) for x, y, z in nodes[level - 1]}
-    data: list[bytes] = []
-    header = [
-        np.array([NODE, NODE, NODE], "<f4").tobytes(),
-        np.array([-0.5, -0.5, -0.5], "<f4").tobytes(),  # centre of padding voxel -1
-        np.uint32(num_lods).astype("<u4").tobytes(),
-        np.array([2.0**level for level in range(num_lods)], "<f4").tobytes(),
-        # LOD l's voxel centres sit at (j + 0.5) * 2^l: shift its grid by 0.5 * (1 - 2^l).
-        np.array([[0.5 * (1 - 2**level)] * 3 for level in range(num_lods)], "<f4").tobytes(),
-        np.array([len(n) for n in nodes], "<u4").tobytes(),
-    ]
-    for level in range(num_lods):
-        positions = np.array(sorted(nodes[level]), np.uint32).reshape(-1, 3)
-        positions = positions[np.argsort(_morton(positions), kind="stable")]
-        sizes = []
-        for node in map(tuple, positions.tolist()):
-            blob = _fragment(lods[level].get(node, []), np.array(node))
-            data.append(blob)
-            sizes.append(len(blob))
-        header.append(np.ascontiguousarray(positions.T).astype("<u4").tobytes())
-        header.append(np.array(sizes, "<u4").tobytes())
-    return b"".join(data), b"".join(header)
-
-
-def _fragment(pieces: list[Piece], node: np.ndarray) -> bytes:
-    """Quantise the pieces into the node's box and Draco-encode them as one mesh."""
-    if not pieces:
-        return b""
-    offsets = np.cumsum([0] + [len(v) for v, _ in pieces[:-1]])
-    vertices = np.concatenate([v for v, _ in pieces])
-    faces = np.concatenate([f + o for (_, f), o in zip(pieces, offsets, strict=True)])
-    rel = (vertices - (node * NODE - 1)) / NODE
-    q = np.rint(np.clip(rel, 0.0, 1.0) * QMAX).astype(np.int64)
-    # Weld the copies of sub-block seam vertices (identical after quantisation).
-    keys = q[:, 0] | (q[:, 1] << 16) | (q[:, 2] << 32)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    faces = inverse.reshape(-1)[faces]
-    keep = (
-        (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    )
-    if not keep.any():
-        return b""
-    points = q[first].astype(np.uint32)
-    return DracoPy.encode(
-        points,
-        faces[keep].astype(np.uint32),
-        quantization_bits=QUANT_BITS,
-        compression_level=DRACO_LEVEL,
-    )
-
-
-def _morton(positions: np.ndarray) -> np.ndarray:
-    """Z-curve code (x lowest bit) of (n, 3) non-negative grid positions."""
-    code = np.zeros(len(positions), np.uint64)
-    pos = positions.astype(np.uint64)
-    for bit in range(21):
-        for axis in range(3):
-            code |= ((pos[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
-    return code

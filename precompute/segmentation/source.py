@@ -8,6 +8,7 @@ labels that do not fit uint32, a shape that does not match the tomogram.
 from __future__ import annotations
 
 import json
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,17 @@ import numpy as np
 import tensorstore as ts
 
 from cryoet_ng.config import PrecomputeConfig
+from cryoet_ng.store import TreePath, kvstore_spec
 from precompute.errors import InputError
 
 UINT32_MAX = 2**32 - 1
-MAX_READ_SLICES = 256
 
 
 @dataclass
 class MaskSource:
     """A lazily read 3-D label volume, array axes z, y, x, already resampled to ``shape``."""
 
-    path: Path
+    path: TreePath
     array: Any  # tensorstore.TensorStore or numpy memmap, axes z, y, x
     native_shape: tuple[int, int, int]  # z, y, x as stored
     shape: tuple[int, int, int]  # z, y, x as converted (the tomogram's size when resampled)
@@ -35,39 +36,32 @@ class MaskSource:
     threshold: float | None = None  # float masks: voxels > threshold become 1
 
     @property
-    def read_step(self) -> int:
-        """Slices per read: the source's z chunk (capped), so no chunk is decoded twice."""
-        if isinstance(self.array, ts.TensorStore) and not self.resampled:
-            chunk = self.array.chunk_layout.read_chunk.shape
-            if chunk is not None and chunk[0]:
-                return int(min(chunk[0], MAX_READ_SLICES))
-        return 0
-
-    @property
     def resampled(self) -> bool:
         return self.shape != self.native_shape
 
-    def read(self, z0: int, z1: int) -> np.ndarray:
-        """Labels of output slices ``[z0, z1)`` as a C-contiguous integer array."""
+    def read(self, box: tuple[slice, slice, slice]) -> np.ndarray:
+        """Labels of the output box ``(z, y, x)`` slices (steps of 1) as a C-contiguous array."""
         if not self.resampled:
-            raw = self._read_native(z0, z1)
-        else:
-            # Nearest neighbour: output index i samples input floor((i + 0.5) * n_in / n_out).
-            zi, yi, xi = (
-                _nearest(o, n) for o, n in zip(self.shape, self.native_shape, strict=True)
-            )
-            zsel = zi[z0:z1]
-            lo, hi = int(zsel[0]), int(zsel[-1]) + 1
-            raw = self._read_native(lo, hi)[zsel - lo][:, yi][:, :, xi]
-        return self._labels(raw)
+            return self._labels(self._read_native(box))
+        # Nearest neighbour: output index i samples input floor((i + 0.5) * n_in / n_out).
+        picks = [
+            _nearest(o, n)[s] for o, n, s in zip(self.shape, self.native_shape, box, strict=True)
+        ]
+        native = tuple(slice(int(p[0]), int(p[-1]) + 1) for p in picks)
+        raw = self._read_native(native)  # type: ignore[arg-type]
+        z, y, x = (p - p[0] for p in picks)
+        return self._labels(raw[z][:, y][:, :, x])
 
-    def _read_native(self, z0: int, z1: int) -> np.ndarray:
+    def _read_native(self, box: tuple[slice, slice, slice]) -> np.ndarray:
         try:
             if isinstance(self.array, ts.TensorStore):
-                return self.array[z0:z1].read().result()
-            return np.array(self.array[z0:z1])
+                return self.array[box].read().result()
+            data = np.array(self.array[box])
+            _release_pages(self.array)
+            return data
         except Exception as exc:  # tensorstore and mrcfile raise assorted error types
-            raise InputError(self.path, f"cannot read slices {z0}..{z1}: {exc}") from exc
+            where = ", ".join(f"{s.start}..{s.stop}" for s in box)
+            raise InputError(self.path, f"cannot read voxels (z, y, x) {where}: {exc}") from exc
 
     def _labels(self, raw: np.ndarray) -> np.ndarray:
         if self.threshold is not None:
@@ -87,9 +81,10 @@ class MaskSource:
 
 
 def open_mask(
-    path: Path, options: PrecomputeConfig, size_xyz: tuple[int, int, int] | None
+    path: TreePath, options: PrecomputeConfig, size_xyz: tuple[int, int, int] | None
 ) -> MaskSource:
     """Open and validate a mask; ``size_xyz`` is the tomogram's size at the mask's spacing."""
+    array: np.ndarray | ts.TensorStore
     if path.suffix.lower() == ".mrc" or path.suffix.lower() == ".rec":
         array = _open_mrc(path)
     elif path.is_dir():
@@ -124,14 +119,26 @@ def open_mask(
             shape = expected
     if min(shape) < 1:
         raise InputError(path, f"mask has an empty dimension: {native}")
-    return MaskSource(path, array, native, shape, out_dtype, threshold)  # type: ignore[arg-type]
+    return MaskSource(path, array, native, shape, out_dtype, threshold)
+
+
+def _release_pages(array: np.ndarray) -> None:
+    """Drop the pages of a memory-mapped MRC from this process: they are clean file pages,
+    but they count in its resident set (and its peak) until the kernel reclaims them, so a
+    whole-file pass would otherwise show the whole file as memory."""
+    mapping = getattr(array, "_mmap", None) or getattr(getattr(array, "base", None), "_mmap", None)
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _nearest(n_out: int, n_in: int) -> np.ndarray:
     return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.int64), n_in - 1)
 
 
-def _open_mrc(path: Path) -> np.ndarray:
+def _open_mrc(path: TreePath) -> np.ndarray:
+    if not isinstance(path, Path):
+        # mrcfile maps local files; on an object store the zarr twin is read instead.
+        raise InputError(path, "MRC masks are read from local trees only; use the zarr twin")
     if not path.is_file():
         raise InputError(path, "MRC file does not exist")
     try:
@@ -146,18 +153,18 @@ def _open_mrc(path: Path) -> np.ndarray:
     return data
 
 
-def _open_zarr(path: Path) -> ts.TensorStore:
+def _open_zarr(path: TreePath) -> ts.TensorStore:
     level0 = _level0_path(path)
     if not (level0 / ".zarray").is_file():
         raise InputError(path, f"no zarr array at {level0} (.zarray missing)")
-    spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": str(level0)}}
+    spec = {"driver": "zarr", "kvstore": kvstore_spec(level0)}
     try:
         return ts.open(spec, read=True, open=True).result()
     except Exception as exc:
         raise InputError(path, f"cannot open zarr array: {exc}") from exc
 
 
-def _level0_path(path: Path) -> Path:
+def _level0_path(path: TreePath) -> TreePath:
     """The first multiscales dataset of an OME-Zarr group, or the folder itself for an array."""
     attrs = path / ".zattrs"
     if (path / ".zarray").is_file() or not attrs.is_file():

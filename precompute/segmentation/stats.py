@@ -1,4 +1,4 @@
-"""Summary statistics of a label volume, accumulated slab by slab (vectorised, O(slab) memory)."""
+"""Statistics of a label volume, accumulated brick by brick (vectorised, O(brick) memory)."""
 
 from __future__ import annotations
 
@@ -38,31 +38,35 @@ class VolumeStats:
         cells = np.floor(centres / self.grid.cell_size).astype(np.int64)
         return np.clip(cells, 0, self.grid.shape[grid_axis] - 1)
 
-    def add(self, slab: np.ndarray, z0: int) -> None:
-        """Account for slices ``[z0, z0 + len(slab))``."""
-        if not self._add_counts(slab):
+    def add(self, block: np.ndarray, origin: tuple[int, int, int] = (0, 0, 0)) -> None:
+        """Account for the voxels of ``block`` (z, y, x) whose first voxel is at ``origin``."""
+        if not self._add_counts(block):
             return
-        nonzero = slab.view(bool) if slab.dtype == np.uint8 and self.is_binary() else slab != 0
-        per_slice = nonzero.any(axis=(1, 2))
-        zc = self._cells[0][z0 : z0 + len(slab)]
+        binary = block.dtype == np.uint8 and self.is_binary()
+        nonzero: np.ndarray = block.view(bool) if binary else np.not_equal(block, 0)
+        z0, y0, x0 = origin
+        nz, ny, nx = block.shape
+        zc = self._cells[0][z0 : z0 + nz]
+        ycells, xcells = self._cells[1][y0 : y0 + ny], self._cells[2][x0 : x0 + nx]
         cz, starts = np.unique(zc, return_index=True)
-        ends = [*starts[1:], len(slab)]
-        ycells, xcells = self._cells[1], self._cells[2]
+        ends = [*starts[1:], nz]
         ystarts = np.flatnonzero(np.r_[True, ycells[1:] != ycells[:-1]])
         xstarts = np.flatnonzero(np.r_[True, xcells[1:] != xcells[:-1]])
+        # Sum along z first: contiguous 2-D additions, the cheapest full pass. The narrowest
+        # accumulator that cannot overflow over the cell's slices.
+        acc = np.uint8 if nz < 256 else np.uint16
         for c, a, b in zip(cz, starts, ends, strict=True):
-            # Sum along z first: contiguous 2-D additions, the cheapest full pass.
-            # uint8 accumulators cannot overflow: a slab is at most 255 slices thick.
-            plane = np.add.reduce(nonzero[a:b].view(np.uint8), axis=0, dtype=np.uint8)
+            plane = np.add.reduce(nonzero[a:b].view(np.uint8), axis=0, dtype=acc)
             plane = plane.astype(np.int32)
             per_cell = np.add.reduceat(np.add.reduceat(plane, ystarts, axis=0), xstarts, axis=1)
             self._cell_voxels[c, ycells[ystarts][:, None], xcells[xstarts][None, :]] += per_cell
-        footprint = nonzero.any(axis=0)
+        per_slice = nonzero.any(axis=(1, 2))
+        footprint = np.asarray(nonzero.any(axis=0))
         ys = np.flatnonzero(footprint.any(axis=1))
         xs = np.flatnonzero(footprint.any(axis=0))
-        zs = np.flatnonzero(per_slice) + z0
-        lo = np.array([xs[0], ys[0], zs[0]])
-        hi = np.array([xs[-1], ys[-1], zs[-1]]) + 1
+        zs = np.flatnonzero(per_slice)
+        lo = np.array([xs[0] + x0, ys[0] + y0, zs[0] + z0])
+        hi = np.array([xs[-1] + x0, ys[-1] + y0, zs[-1] + z0]) + 1
         self.lower = lo if self.lower is None else np.minimum(self.lower, lo)
         self.upper = hi if self.upper is None else np.maximum(self.upper, hi)
 
@@ -91,6 +95,12 @@ class VolumeStats:
     @property
     def count(self) -> int:
         return sum(self.labels.values())
+
+    def content_box(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Voxel box (x, y, z; upper exclusive) of the non-zero labels, None when empty."""
+        if self.lower is None or self.upper is None:
+            return None
+        return self.lower.copy(), self.upper.copy()
 
     def bounds_m(self) -> tuple[list[float], list[float]] | None:
         if self.lower is None or self.upper is None:

@@ -1,9 +1,8 @@
-"""Multiscale ``compressed_segmentation`` volume, written through tensorstore slab by slab.
+"""Multiscale ``compressed_segmentation`` volume: scales, sharding, mode downsampling.
 
 Scale ``k + 1`` is the 2x2x2 (or 2x2x1 once an axis is small) *mode* downsampling of scale
 ``k``: the most frequent label of each block, ties going to the smallest label. This is
-tensorstore's ``"mode"`` rule; the level-0 input is streamed in z-slabs one chunk thick and
-every level buffers at most one chunk row, so memory is bounded by the (x, y) plane size.
+tensorstore's ``"mode"`` rule. The levels are written brick by brick (:mod:`.pyramid`).
 """
 
 from __future__ import annotations
@@ -152,6 +151,7 @@ def downsample_mode(data: Slab, step_zyx: tuple[int, int, int], binary: bool) ->
                 differs |= half
         first, mixed = even, differs
     out = np.ascontiguousarray(first)
+    assert mixed is not None  # some step is > 1
     flat = np.flatnonzero(mixed)
     if flat.size:
         values = np.sort(_gather_blocks(data, step_zyx, flat, out.shape), axis=1)
@@ -180,54 +180,6 @@ def _gather_blocks(
     sz, sy, sx = step_zyx
     offsets = [(dz * ny + dy) * nx + dx for dz in range(sz) for dy in range(sy) for dx in range(sx)]
     return data.reshape(-1)[corner[:, None] + np.array(offsets)[None, :]]
-
-
-class PyramidWriter:
-    """Streams level-0 slabs into every scale: write, downsample, pass down."""
-
-    def __init__(self, root: Path, scales: list[Scale]) -> None:
-        self.scales = scales
-        self.stores = [open_scale(root, i, write=True) for i in range(len(scales))]
-        self.buffers: list[list[Slab]] = [[] for _ in scales]
-        self.written = [0] * len(scales)
-        self.pending: list[ts.WriteFutures] = []
-
-    def push(self, level: int, slab: Slab, final: bool) -> None:
-        """Add slices to ``level``; flush whole chunk rows (or everything when final)."""
-        self.buffers[level].append(slab)
-        rows = sum(len(s) for s in self.buffers[level])
-        if rows < CHUNK and not final:
-            return
-        data = (
-            self.buffers[level][0]
-            if len(self.buffers[level]) == 1
-            else np.concatenate(self.buffers[level])
-        )
-        self.buffers[level] = []
-        z0 = self.written[level]
-        # Wrapped, not converted: tensorstore then widens to uint32 while copying into its
-        # chunks, on its own threads. Passing the numpy array makes its binding convert the
-        # whole slab up front on this thread into fresh memory, whose page faults alone were
-        # ~13% of all CPU samples of the instance case (perf); a reused uint32 buffer was
-        # no faster than this wrapper (2.53 vs 2.48 s median, idle machine) and costs RSS.
-        future = self.stores[level][z0 : z0 + len(data)].write(ts.array(data))
-        self.pending.append(future)
-        self.written[level] += len(data)
-        if level + 1 < len(self.scales):
-            step = tuple(
-                b // a
-                for a, b in zip(
-                    self.scales[level].factor, self.scales[level + 1].factor, strict=True
-                )
-            )[::-1]
-            # 0/1 data takes the counting fast path (same result as the general mode).
-            binary = data.dtype == np.uint8 and int(data.max(initial=0)) <= 1
-            self.push(level + 1, downsample_mode(data, step, binary), final)  # type: ignore[arg-type]
-
-    def wait(self, keep: int = 0) -> None:
-        """Wait for all but the ``keep`` most recent writes (bounds the memory in flight)."""
-        while len(self.pending) > keep:
-            self.pending.pop(0).result()
 
 
 def _fmt(value: float) -> str:

@@ -1,12 +1,14 @@
 """Viewer states cached per (dataset, run, tomogram, data URL), rebuilt when inputs change.
 
-A state depends only on metadata files and precompute summaries. For each run we keep a
-*watch list*: the run's metadata files, the folders whose entries would change when an
-annotation, tomogram or voxel spacing is added or removed, the NeuroglancerPrecompute
-folders (atomic writes rename into them, which bumps their mtime) and the summary files
-found there. A request stats that list (a few dozen ``os.stat`` calls, tens of
-microseconds) and reuses the cached state when nothing moved; otherwise the run's
-dataset is re-scanned into a new catalogue snapshot and the state rebuilt.
+What a state depends on is declared once, by :func:`ngstate.inputs.state_inputs`. For each
+run we keep a *watch list*: those inputs for every tomogram of the run (the run's metadata
+files, the folders whose entries change when an annotation, tomogram or voxel spacing is
+added or removed, the NeuroglancerPrecompute folders, which atomic writes rename into, and
+each output with its summary and ``info``). A request stats that list (a few dozen
+``os.stat`` calls, tens of microseconds) and reuses the cached state when nothing moved;
+otherwise the run's dataset is re-scanned into a new catalogue snapshot and the state
+rebuilt. Summaries are parsed through the one :class:`~ngstate.summary_reader.SummaryReader`
+this service owns, shared by all its threads.
 """
 
 from __future__ import annotations
@@ -19,17 +21,16 @@ import urllib.parse
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from werkzeug.http import dump_options_header
 
+import ngstate
 from cryoet_ng.catalogue import Catalogue, Run
 from cryoet_ng.config import Config
-from cryoet_ng.layout import precompute_dir
-from cryoet_ng.summaries import SUMMARY_SUFFIX
-
-if TYPE_CHECKING:
-    from ngstate import BuiltState, StateOptions
+from cryoet_ng.layout import Layout
+from ngstate.api import BuiltState, NotFoundError, StateOptions
+from ngstate.inputs import state_inputs
+from ngstate.summary_reader import SummaryReader
 
 # Characters neuroglancer.url_state.to_url_fragment leaves unescaped.
 FRAGMENT_SAFE = "~@#$&()*!+=:;,.?/'"
@@ -44,7 +45,7 @@ class UnknownItem(LookupError):
 
 
 @dataclass(frozen=True)
-class CachedState:
+class EncodedState:
     built: BuiltState
     body: bytes  # compact JSON of built.state
     fragment: str  # URL-encoded JSON, to follow '#!'
@@ -55,7 +56,7 @@ class CachedState:
 @dataclass
 class _Entry:
     stamp: Stamp
-    value: CachedState
+    value: EncodedState
     checked: float
 
 
@@ -78,34 +79,31 @@ def stamp_of(paths: tuple[str, ...]) -> Stamp:
     return tuple(out)
 
 
-def watch_list(run: Run, out_root: Path) -> tuple[str, ...]:
-    """Every path whose change can change a state of ``run`` (see the module docstring)."""
-    paths: list[Path] = [
-        run.path,
-        run.path / "run_metadata.json",
-        run.path / "Reconstructions",
-        run.path / "Tomograms",
-    ]
-    for vs in run.spacings.values():
-        paths += [vs.path, vs.path / "Tomograms", vs.path / "Annotations"]
-        paths += [t.metadata_path for t in vs.tomograms.values()]
-        paths += [a.metadata_path for a in vs.annotations.values()]
-        outputs = precompute_dir(out_root, run, vs.spacing)
-        paths += [outputs.parent, outputs, *sorted(outputs.glob(f"*{SUMMARY_SUFFIX}"))]
-    return tuple(dict.fromkeys(str(p) for p in paths))
+def watch_list(run: Run, layout: Layout) -> tuple[str, ...]:
+    """Every local path whose change can change a state of ``run``: the inputs of the
+    states of all its tomograms (:func:`ngstate.inputs.state_inputs` with no tomogram).
+    Inputs on an object store have no mtime to stat and are left out."""
+    paths = state_inputs(run, None, layout).paths()
+    return tuple(str(p) for p in paths if isinstance(p, Path))
 
 
 class StateService:
     """Catalogue snapshots and built states, safe to share between threads."""
 
-    def __init__(self, config: Config, max_entries: int = 512) -> None:
+    def __init__(
+        self,
+        config: Config,
+        max_entries: int = 512,
+        recheck_seconds: float = RECHECK_SECONDS,
+    ) -> None:
         self.config = config
         self.root = config.data_root.resolve()
-        self.out_root = config.out_root.resolve()
+        self.layout = Layout(config.out_root.resolve())
+        self.reader = SummaryReader()
         self.max_entries = max_entries
         # Seconds a checked entry is trusted without stat-ing its watch list again: a
         # change on disk shows within this time. Halves the cost of a cached /state hit.
-        self.recheck_seconds = RECHECK_SECONDS
+        self.recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
         self._states: OrderedDict[tuple[str, str, str | None, str], _Entry] = OrderedDict()
         self._options: dict[str, StateOptions] = {}
@@ -122,14 +120,6 @@ class StateService:
         if stamp_of(paths) != stamp:
             self._rescan_all()
         return self._catalogue
-
-    def run(self, dataset_id: str, run_name: str) -> Run:
-        """The run, fresh with respect to its watch list; raises UnknownItem."""
-        self._watch(dataset_id, run_name)
-        run = self._catalogue.run(dataset_id, run_name)
-        if run is None:  # pragma: no cover - _watch guarantees it
-            raise UnknownItem(f"no run {run_name!r} in dataset {dataset_id}")
-        return run
 
     def _rescan_all(self) -> None:
         fresh = Catalogue.scan(self.root)
@@ -159,7 +149,7 @@ class StateService:
     def _run_watch(self, run: Run) -> _RunWatch:
         # Stamped just after the scan: a change landing in between is missed until the
         # next change to the run; metadata writes are atomic renames, so this is rare.
-        paths = watch_list(run, self.out_root)
+        paths = watch_list(run, self.layout)
         return _RunWatch(paths, stamp_of(paths))
 
     def _watch(self, dataset_id: str, run_name: str) -> _RunWatch:
@@ -190,7 +180,7 @@ class StateService:
     # -- states ---------------------------------------------------------------------
     def state(
         self, dataset_id: str, run_name: str, tomogram_id: str | None, data_url: str
-    ) -> CachedState:
+    ) -> EncodedState:
         """The (cached) state; raises UnknownItem for an unknown run or tomogram."""
         key = (dataset_id, run_name, tomogram_id, data_url)
         now = time.monotonic()
@@ -214,18 +204,21 @@ class StateService:
 
     def _build(
         self, dataset_id: str, run_name: str, tomogram_id: str | None, data_url: str
-    ) -> CachedState:
-        from ngstate import NotFoundError, build_state
-
+    ) -> EncodedState:
         try:
-            built = build_state(
-                self._catalogue, dataset_id, run_name, tomogram_id, self._options_for(data_url)
+            built = ngstate.build_state(
+                self._catalogue,
+                dataset_id,
+                run_name,
+                tomogram_id,
+                self._options_for(data_url),
+                self.reader,
             )
         except NotFoundError as exc:
             raise UnknownItem(str(exc)) from exc
         text = json.dumps(built.state, separators=(",", ":"))
         filename = f"{dataset_id}_{run_name}_{built.tomogram_id}_neuroglancer_state.json"
-        return CachedState(
+        return EncodedState(
             built=built,
             body=text.encode(),
             fragment=urllib.parse.quote(text, safe=FRAGMENT_SAFE),
@@ -237,8 +230,6 @@ class StateService:
     def _options_for(self, data_url: str) -> StateOptions:
         options = self._options.get(data_url)
         if options is None:
-            from ngstate import StateOptions
-
             options = StateOptions.from_config(self.config, data_url=data_url)
             if len(self._options) < self.max_entries:
                 self._options[data_url] = options

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from precompute.jobs import AnnotationJob, Job
+from precompute.jobs import Job
 
 OBJECT_STORE_SCHEMES = ("s3://", "gs://")
 
@@ -84,7 +84,7 @@ class StagedRoot:
         if force:
             return
         wanted = [j.summary for j in jobs]
-        wanted += [j.output / "info" for j in jobs if isinstance(j, AnnotationJob)]
+        wanted += [j.output_folder / "info" for j in jobs if j.output_folder is not None]
         reads = [(path, self._kv.read(self._key(path))) for path in wanted]
         for path, future in reads:
             result = future.result()
@@ -97,21 +97,22 @@ class StagedRoot:
         import tensorstore as ts
 
         self._kv.write(self._key(job.summary), None).result()
-        if isinstance(job, AnnotationJob):
-            prefix = self._key(job.output)
+        folder = job.output_folder
+        if folder is not None:
+            prefix = self._key(folder)
             # [prefix/, prefix0) is exactly the keys under prefix/ ("0" follows "/").
             self._kv.delete_range(ts.KvStore.KeyRange(prefix + "/", prefix + "0")).result()
-        files = job_files(job)
+        files = job.output_files()
         writes = [self._kv.write(self._key(p), p.read_bytes()) for p in files[:-1]]
         for write in writes:
             write.result()
         self._kv.write(self._key(job.summary), job.summary.read_bytes()).result()
-        if isinstance(job, AnnotationJob):
-            shutil.rmtree(job.output)  # keep the staging folder small on big trees
+        if folder is not None:
+            shutil.rmtree(folder)  # keep the staging folder small on big trees
 
 
 @contextlib.contextmanager
-def output_root(out: str | None, default: Path) -> Iterator[OutputRoot]:
+def open_output_root(out: str | None, default: Path) -> Iterator[OutputRoot]:
     """The output root named by ``--out`` (default: the configured root)."""
     if out is None:
         yield LocalRoot(default.resolve())
@@ -121,11 +122,3 @@ def output_root(out: str | None, default: Path) -> Iterator[OutputRoot]:
             yield StagedRoot(out, Path(tmp))
     else:
         yield LocalRoot(Path(out).expanduser().resolve())
-
-
-def job_files(job: Job) -> list[Path]:
-    """Every file a finished job produced, the summary last."""
-    files = []
-    if isinstance(job, AnnotationJob):
-        files = sorted(p for p in job.output.rglob("*") if p.is_file())
-    return [*files, job.summary]

@@ -13,7 +13,7 @@ import re
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from cryoet_ng.config import Config
 
@@ -122,7 +122,8 @@ class PostgresStore:
 
     def get(self, state_id: str) -> bytes | None:
         row = self._execute("SELECT body FROM cryoet_ng_states WHERE id = %s", (state_id,))
-        return bytes(row[0]) if row else None  # type: ignore[arg-type]
+        # psycopg returns BYTEA as bytes (or memoryview); _execute's rows are untyped.
+        return bytes(cast(bytes, row[0])) if row else None
 
 
 def open_store(config: Config) -> StateStore:

@@ -1,0 +1,251 @@
+"""Object-store and HTTP trees through obstore (Rust ``object_store``): s3://, gs://, https://.
+
+Why obstore and not tensorstore's kvstores (which the converters still use for zarr
+chunks, through :meth:`ObjectTreeStore.kvstore_spec`): the catalogue needs one-level
+listings (S3 ``delimiter=/``) to walk datasets and runs without listing every chunk of
+every tomogram, sizes and ETags in listings (change detection without a request per
+file) and conditional reads (``If-Match``: a file that changed since it was listed is an
+error, not a silent mix). tensorstore's ``KvStore.list`` returns bare keys of a whole
+range and has neither. Against moto's server on this machine (1,000 keys, 10 folders):
+listing everything took 1.76 s with tensorstore and 1.02 s with obstore; the root
+folder listing alone took 8 ms with obstore (tensorstore must list all 1,000 keys);
+200 reads of 1.4 KB took 1.61 s (tensorstore, concurrent) and 1.54 s (obstore, 8
+threads): the same, moto-bound.
+
+Requests: anonymous (unsigned) unless credentials are in the environment
+(``AWS_ACCESS_KEY_ID``, a web-identity token or container credentials for S3,
+``GOOGLE_APPLICATION_CREDENTIALS`` or a service account for GCS); ``AWS_ENDPOINT_URL``
+names an S3-compatible server; ``AWS_REGION`` (default us-west-2, the portal bucket's).
+Every request has a timeout (``CRYOET_NG_STORE_TIMEOUT`` seconds, default 30) and 5xx
+answers, dropped connections and timeouts are retried with exponential backoff
+(``CRYOET_NG_STORE_RETRIES``, default 4, at most 60 s in all), then fail naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import obstore
+from obstore.exceptions import BaseError, NotFoundError, PreconditionError
+from obstore.store import GCSStore, HTTPStore, S3Store
+
+from cryoet_ng.store.base import (
+    Changed,
+    Entry,
+    Listing,
+    NotFound,
+    NotListable,
+    StoreError,
+    TreeStore,
+)
+
+if TYPE_CHECKING:
+    from obstore import GetOptions
+    from obstore.store import ClientConfig, RetryConfig
+
+# obstore raises its own errors, and builtin ones (FileNotFoundError for a missing key).
+_ERRORS = (BaseError, OSError)
+DEFAULT_REGION = "us-west-2"  # cryoet-data-portal-public
+_S3_CREDENTIALS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+_GCS_CREDENTIALS = ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_SERVICE_ACCOUNT")
+
+
+def _seconds(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def client_options(url: str) -> ClientConfig:
+    timeout = _seconds("CRYOET_NG_STORE_TIMEOUT", 30.0)
+    return {
+        "timeout": timedelta(seconds=timeout),
+        "connect_timeout": timedelta(seconds=min(timeout, 10.0)),
+        "allow_http": url.startswith("http://"),
+    }
+
+
+def retry_config() -> RetryConfig:
+    return {
+        "max_retries": int(_seconds("CRYOET_NG_STORE_RETRIES", 4)),
+        "retry_timeout": timedelta(seconds=60),
+        "backoff": {
+            "init_backoff": timedelta(milliseconds=200),
+            "max_backoff": timedelta(seconds=10),
+            "base": 2,
+        },
+    }
+
+
+def s3_anonymous() -> bool:
+    return not any(os.environ.get(name) for name in _S3_CREDENTIALS)
+
+
+class ObjectTreeStore(TreeStore):
+    """``s3://bucket/prefix``, ``gs://bucket/prefix`` or ``http(s)://host/prefix``."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url.rstrip("/")
+        parsed = urlparse(self.url)
+        self.scheme = parsed.scheme
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        options = client_options(os.environ.get("AWS_ENDPOINT_URL", "") or self.url)
+        retry = retry_config()
+        self.anonymous = False
+        self._store: S3Store | GCSStore | HTTPStore
+        if self.scheme == "s3":
+            self.anonymous = s3_anonymous()
+            extra: dict[str, Any] = {}
+            endpoint = os.environ.get("AWS_ENDPOINT_URL")
+            if endpoint:
+                extra["endpoint"] = endpoint
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            self._store = S3Store(
+                self.bucket,
+                prefix=self.prefix or None,
+                region=region or DEFAULT_REGION,
+                skip_signature=self.anonymous,
+                client_options=options,
+                retry_config=retry,
+                **extra,
+            )
+        elif self.scheme == "gs":
+            self.anonymous = not any(os.environ.get(n) for n in _GCS_CREDENTIALS)
+            self._store = GCSStore(
+                self.bucket,
+                prefix=self.prefix or None,
+                skip_signature=self.anonymous,
+                client_options=options,
+                retry_config=retry,
+            )
+        elif self.scheme in ("http", "https"):
+            self.can_list = False
+            self._store = HTTPStore.from_url(
+                self.url, client_options=client_options(self.url), retry_config=retry
+            )
+        else:
+            raise StoreError(url, f"unsupported scheme {self.scheme!r}")
+
+    def _error(self, key: str, exc: Exception, what: str) -> StoreError:
+        url = self.url_of(key)
+        if isinstance(exc, NotFoundError | FileNotFoundError):
+            return NotFound(url, "not found")
+        if isinstance(exc, PreconditionError):
+            return Changed(url, "changed between listing and reading; run again")
+        text = " ".join(str(exc).split())
+        if "NoSuchBucket" in text:
+            return NotFound(url, f"bucket {self.bucket!r} does not exist")
+        # obstore appends a Rust debug dump of the same error; the first part says it all.
+        text = text.split(" Debug source:")[0].split(": Error performing")[-1].strip(" :-")
+        return StoreError(url, f"cannot {what}: {text[:300]}")
+
+    def _entry(self, meta: Any) -> Entry:
+        version = meta.get("e_tag") or str(meta["last_modified"].timestamp())
+        return Entry(str(meta["path"]), int(meta["size"]), str(version))
+
+    def _need_listing(self, key: str) -> None:
+        if not self.can_list:
+            raise NotListable(
+                self.url_of(key),
+                "HTTP has no listing: publish the tree's index beside it "
+                "(cryoet-ng index ROOT --out <folder served at this URL>)",
+            )
+
+    def list_folder(self, prefix: str) -> Listing:
+        self._need_listing(prefix)
+        self.requests["list"] += 1
+        base = prefix.strip("/")
+        try:
+            result = obstore.list_with_delimiter(self._store, base or None)
+        except _ERRORS as exc:
+            raise self._error(base, exc, "list") from exc
+        folders = tuple(sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in result["common_prefixes"]))
+        files = tuple(sorted((self._entry(m) for m in result["objects"]), key=lambda e: e.key))
+        return Listing(folders, files)
+
+    def list_tree(self, prefix: str) -> list[Entry]:
+        self._need_listing(prefix)
+        self.requests["list"] += 1
+        base = prefix.strip("/")
+        try:
+            stream = obstore.list(self._store, base + "/" if base else None, chunk_size=1000)
+            return [self._entry(m) for chunk in stream for m in chunk]
+        except _ERRORS as exc:
+            raise self._error(base, exc, "list") from exc
+
+    def read(self, key: str, version: str | None = None) -> bytes:
+        self.requests["read"] += 1
+        options: GetOptions = {}
+        if version is not None and version.startswith('"'):  # an ETag, not a timestamp
+            options["if_match"] = version
+        try:
+            return bytes(obstore.get(self._store, key, options=options or None).bytes())
+        except _ERRORS as exc:
+            raise self._error(key, exc, "read") from exc
+
+    def download(self, key: str, dest: Path) -> None:
+        """Streamed to disk chunk by chunk (a 20 M-pick ndjson is ~2 GB: never in memory)."""
+        self.requests["read"] += 1
+        try:
+            with dest.open("wb") as handle:
+                for chunk in obstore.get(self._store, key).stream():
+                    handle.write(chunk)
+        except _ERRORS as exc:
+            raise self._error(key, exc, "read") from exc
+
+    def head(self, key: str) -> Entry | None:
+        self.requests["head"] += 1
+        try:
+            return self._entry(obstore.head(self._store, key))
+        except (NotFoundError, FileNotFoundError):
+            return None
+        except _ERRORS as exc:
+            raise self._error(key, exc, "stat") from exc
+
+    def is_folder(self, key: str) -> bool:
+        if not self.can_list:
+            # A zarr group always has .zattrs or .zgroup; a zarr array .zarray.
+            return any(self.head(f"{key}/{name}") for name in (".zattrs", ".zgroup", ".zarray"))
+        return super().is_folder(key)
+
+    def write(self, key: str, data: bytes) -> None:
+        self.requests["write"] += 1
+        try:
+            obstore.put(self._store, key, data)  # a single PUT replaces atomically
+        except _ERRORS as exc:
+            raise self._error(key, exc, "write") from exc
+
+    def delete(self, key: str) -> None:
+        self.requests["delete"] += 1
+        try:
+            obstore.delete(self._store, key)
+        except (NotFoundError, FileNotFoundError):
+            pass
+        except _ERRORS as exc:
+            raise self._error(key, exc, "delete") from exc
+
+    def kvstore_spec(self, key: str) -> dict[str, Any]:
+        path = "/".join(p for p in (self.prefix, key.strip("/")) if p) + "/"
+        if self.scheme == "s3":
+            spec: dict[str, Any] = {"driver": "s3", "bucket": self.bucket, "path": path}
+            endpoint = os.environ.get("AWS_ENDPOINT_URL")
+            if endpoint:
+                spec["endpoint"] = endpoint
+            if self.anonymous:
+                spec["aws_credentials"] = {"type": "anonymous"}
+            return spec
+        if self.scheme == "gs":
+            return {"driver": "gcs", "bucket": self.bucket, "path": path}
+        return {"driver": "http", "base_url": self.url_of(key.strip("/")) + "/"}

@@ -651,18 +651,20 @@ def first_run_with(opened: dict[Any, OpenedView], needle: str) -> tuple[OpenedVi
 
 
 def annotation_of(data_root: Path, view: OpenedView, spec: dict[str, Any]) -> Any:
-    """The catalogue annotation behind a layer (by its precompute folder in the source URL)."""
+    """The catalogue annotation behind a layer (its output folder ends the source URL)."""
     from cryoet_ng.catalogue import Catalogue
+    from cryoet_ng.layout import Layout
 
     run = Catalogue.scan(data_root).run(view.dataset, view.run)
     assert run is not None
+    layout = Layout(data_root)
+    url = urllib.parse.unquote(source_url(spec)).rstrip("/")
     for annotation in run.annotations:
         for file in annotation.files:
-            if file.is_precomputable and annotation.precompute_dirname(file.shape) in source_url(
-                spec
-            ):
+            output = layout.annotation_output(run, annotation, file.shape)
+            if file.is_precomputable and url.endswith(output.relative_to(data_root).as_posix()):
                 return annotation
-    raise AssertionError(f"no annotation for layer {spec['name']!r}")
+    raise AssertionError(f"no annotation for layer {spec['name']!r} ({url})")
 
 
 def locations(annotation: Any) -> np.ndarray:
@@ -771,7 +773,7 @@ def test_volume_rendering_makes_dense_material_opaque(
     state = only_visible(
         view.served_state,
         {image["name"]},
-        layout={"type": "xy-3d", "orthographicProjection": True},
+        layout={"type": "3d", "orthographicProjection": True},
         projectionOrientation=[0.0, 0.0, 0.0, 1.0],
         showSlices=False,
         **NO_CHROME,
@@ -779,8 +781,11 @@ def test_volume_rendering_makes_dense_material_opaque(
     for spec in layer_specs(state):
         if spec["name"] == image["name"]:
             spec["volumeRendering"] = "on"
-    # Ray casting in software WebGL costs seconds per frame at the full window: a smaller one.
-    viewer.driver.set_window_size(640, 480)
+            # Ray casting in software WebGL costs seconds per frame: fewer samples per ray
+            # than the state's 128 (what is tested, the inverted contrast, does not depend on
+            # them) and a smaller window.
+            spec["volumeRenderingDepthSamples"] = 32
+    viewer.driver.set_window_size(480, 360)
     try:
         viewer.open_state(service.url("/v/main/"), state, READY_TIMEOUT * 3)
         drawn = viewer.canvas()

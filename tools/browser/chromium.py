@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,4 +101,20 @@ class Chromium:
         try:
             self.driver.quit()
         finally:
+            # A renderer stuck in a long frame (software volume rendering on a loaded machine)
+            # can make quit() time out and leave the browser running, ray casting for good:
+            # end whatever still runs with this profile (unique to this instance).
+            _kill_processes_using(self.profile)
             shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def _kill_processes_using(profile: Path) -> None:
+    """SIGKILL every process whose command line names ``--user-data-dir=<profile>`` (Linux
+    /proc; elsewhere nothing to do)."""
+    marker = f"--user-data-dir={profile}".encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in cmdline.read_bytes().split(b"\0"):
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read

@@ -36,7 +36,7 @@ $(DEMO_DIR)/sample-manifest.json: | $(STAMP)
 
 demo-data: install $(DEMO_DIR)/sample-manifest.json
 	$(BIN)/cryoet-ng precompute $(DEMO_DIR)
-	$(BIN)/cryoet-ng export-states $(DEMO_DIR)
+	$(BIN)/cryoet-ng export-states $(DEMO_DIR) --local-urls
 
 # The README screenshots, taken by the real viewer in headless Chromium.
 screenshots: demo-data

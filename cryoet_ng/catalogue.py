@@ -38,6 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from cryoet_ng import metadata
 from cryoet_ng.store import Location, StoreError, TreePath, TreeStore, open_store, tree_path
 from cryoet_ng.treescan import CatalogueWarning as CatalogueWarning
 from cryoet_ng.treescan import Record, scan_records
@@ -386,6 +389,16 @@ class Catalogue:
         for dataset in self.datasets.values():
             yield from dataset.runs.values()
 
+    def problems_under(self, path: TreePath) -> list[str]:
+        """The warnings about inputs skipped under ``path`` (a run's folder, say), each as
+        ``<path relative to the root>: <message>``: why an item is missing."""
+        prefix = str(path).rstrip("/") + "/"
+        return [
+            f"{self.relative(w.path)}: {w.message}"
+            for w in self.warnings
+            if w.skipped and (str(w.path) == str(path) or str(w.path).startswith(prefix))
+        ]
+
     def relative(self, path: TreePath) -> str:
         """Path relative to the data root, with forward slashes (bucket-relative form)."""
         if isinstance(path, Location):
@@ -413,12 +426,22 @@ class Builder:
         self.warnings.append(warning)
         log.warning("%s", warning)
 
+    def problem(self, key: str, problem: metadata.Problem | None, outcome: str) -> bool:
+        """Warn about a document that does not fit its record (naming the file and the
+        field, and ``outcome``: what becomes of it); True when there was a problem."""
+        if problem is not None:
+            self.warn(key, f"{problem}; {outcome}" if outcome else str(problem))
+        return problem is not None
+
     def dataset(self, record: Record) -> Dataset:
         dataset_id = record["dataset"]
         meta = record["metadata"]
         if meta.get("error"):
             self.warn(meta["file"][0], meta["error"])
-        dataset = Dataset(dataset_id, tree_path(self.store, dataset_id), meta.get("doc") or {})
+        doc = meta.get("doc") or {}
+        if doc and self.problem(meta["file"][0], metadata.parse_dataset(doc)[1], "ignored"):
+            doc = {}
+        dataset = Dataset(dataset_id, tree_path(self.store, dataset_id), doc)
         for name, run_record in record["runs"].items():
             dataset.runs[name] = _RunBuilder(self, f"{dataset_id}/{name}", run_record).build(
                 dataset_id, name
@@ -465,11 +488,20 @@ class _RunBuilder:
 
     def build(self, dataset_id: str, name: str) -> Run:
         meta = self.doc("run_metadata.json") if "run_metadata.json" in self.files else {}
+        if meta and self.b.problem(
+            f"{self.key}/run_metadata.json", metadata.parse_run(meta)[1], "ignored"
+        ):
+            meta = {}
         run = Run(dataset_id, name, self.path(""), meta or {})
         for parent, legacy in (("Reconstructions", False), ("Tomograms", True)):
             for vs_name in self.children(parent)[0]:
                 match = _VS_DIR.match(vs_name)
                 if not match:
+                    self.b.warn(
+                        f"{self.key}/{parent}/{vs_name}",
+                        "folder name is not VoxelSpacing<number>; its tomograms and "
+                        "annotations are skipped",
+                    )
                     continue
                 vs = VoxelSpacingDir(float(match.group(1)), self.path(f"{parent}/{vs_name}"))
                 vs.legacy = legacy
@@ -493,8 +525,9 @@ class _RunBuilder:
                 )
                 continue
             meta = self.doc(rel)
-            if meta is not None:
-                vs.tomograms[tomo_id] = self.tomogram(tomo_id, vs, rel, meta)
+            tomogram = self.tomogram(tomo_id, vs, rel, meta) if meta is not None else None
+            if tomogram is not None:
+                vs.tomograms[tomo_id] = tomogram
         for ann_id in self.children(f"{prefix}/Annotations")[0]:
             folder = f"{prefix}/Annotations/{ann_id}"
             metas = [n for n in self.children(folder)[1] if re.search(r"[0-9]\.json$", n)]
@@ -518,8 +551,9 @@ class _RunBuilder:
         rel = f"{prefix}/CanonicalTomogram/tomogram_metadata.json"
         if rel in self.files:
             meta = self.doc(rel)
-            if meta is not None:
-                vs.tomograms["canonical"] = self.tomogram("canonical", vs, rel, meta)
+            tomogram = self.tomogram("canonical", vs, rel, meta) if meta is not None else None
+            if tomogram is not None:
+                vs.tomograms["canonical"] = tomogram
         for name in self.children(f"{prefix}/Annotations")[1]:
             match = _OLD_ANNOTATION.match(name)
             if not match:
@@ -550,13 +584,17 @@ class _RunBuilder:
 
     def tomogram(
         self, tomo_id: str, vs: VoxelSpacingDir, rel: str, meta: dict[str, Any]
-    ) -> Tomogram:
+    ) -> Tomogram | None:
         folder = rel.rsplit("/", 1)[0]
         meta_key = f"{self.key}/{rel}"
+        record, problem = metadata.parse_tomogram(meta)
+        self.b.problem(meta_key, problem, "tomogram skipped" if record is None else "")
+        if record is None:
+            return None
         zarr_key: str | None = None
         zarr_entry: list[Any] | None = None
-        declared = meta.get("omezarr_dir")
-        if isinstance(declared, str):
+        declared = record.omezarr_dir
+        if declared is not None:
             zarr_key, zarr_entry = self.resolve(declared)
             if zarr_key is not None and not self.exists(zarr_key, zarr_entry):
                 zarr_key = None
@@ -569,22 +607,15 @@ class _RunBuilder:
                 zarr_entry = self.files[found[0]]
                 zarr_key = f"{self.key}/{found[0].rstrip('/')}"
         mrc_key: str | None = None
-        declared_mrc = meta.get("mrc_file")
-        if isinstance(declared_mrc, str):
+        declared_mrc = record.mrc_file
+        if declared_mrc is not None:
             key, mrc_entry = self.resolve(declared_mrc)
             # Inside the run the listing says whether the file exists; outside, assumed.
             if key is not None and (mrc_entry is not None or not key.startswith(self.key + "/")):
                 mrc_key = key
         if zarr_key is None:
             self.b.warn(f"{self.key}/{folder}", "tomogram has no OME-Zarr", skipped=False)
-        raw_spacing = meta.get("voxel_spacing", vs.spacing)
-        try:
-            spacing = float(raw_spacing)
-        except (TypeError, ValueError):
-            self.b.warn(
-                meta_key, f"voxel_spacing {raw_spacing!r} is not a number; using {vs.spacing}"
-            )
-            spacing = vs.spacing
+        spacing = vs.spacing if record.voxel_spacing is msgspec.UNSET else record.voxel_spacing
         store = self.b.store
         return Tomogram(
             tomo_id,
@@ -601,33 +632,30 @@ class _RunBuilder:
         self, ann_id: str, vs: VoxelSpacingDir, rel: str, meta: dict[str, Any]
     ) -> Annotation | None:
         meta_key = f"{self.key}/{rel}"
-        obj = meta.get("annotation_object")
-        if not isinstance(obj, dict) or not obj.get("name"):
-            self.b.warn(meta_key, "annotation metadata lacks annotation_object.name; skipped")
+        parsed, problems = metadata.parse_annotation(meta)
+        for problem in problems:
+            # Entry problems say "entry skipped" already.
+            self.b.problem(meta_key, problem, "annotation skipped" if parsed is None else "")
+        if parsed is None:
             return None
         files = []
-        entries = meta.get("files")
-        if not isinstance(entries, list):
-            if entries is not None:
-                self.b.warn(meta_key, f"files is not a list ({type(entries).__name__}); skipped")
-            entries = []
-        for i, entry in enumerate(entries):
-            if not isinstance(entry, dict) or not {"shape", "format", "path"} <= set(entry):
-                self.b.warn(meta_key, f"files[{i}] lacks shape/format/path; entry skipped")
+        for entry in parsed.files:
+            declared = entry.path
+            if declared.startswith("/") or "://" in declared:
+                message = f"files path {declared!r} is not relative to the data root; skipped"
+                self.b.warn(meta_key, message)
                 continue
-            declared = str(entry["path"])
             key, found = self.resolve(declared)
             if key is None:
-                self.b.warn(meta_key, f"files[{i}] path {declared!r} leaves the data root; skipped")
+                self.b.warn(meta_key, f"files path {declared!r} leaves the data root; skipped")
                 continue
-            flag = entry.get("is_visualization_default")
             files.append(
                 AnnotationFile(
-                    shape=str(entry["shape"]),
-                    format=str(entry["format"]),
+                    shape=entry.shape,
+                    format=entry.format,
                     path=tree_path(self.b.store, key),
                     relative_path=declared,
-                    is_visualization_default=None if flag is None else bool(flag),
+                    is_visualization_default=entry.is_visualization_default,
                     exists=self.exists(key, found),
                     signature=f"{found[1]}:{found[2]}" if found else None,
                 )

@@ -127,11 +127,14 @@ class LayerStyle:
     )
 
 
+Policy = Literal["auto", "author", "auto+author"]
+
+
 @dataclass(frozen=True)
 class SelectionConfig:
     """Which annotation layers are visible by default."""
 
-    policy: Literal["auto", "author", "auto+author"] = _doc(
+    policy: Policy = _doc(
         "auto+author",
         "auto: automatic non-occluding choice; author: only is_visualization_default; "
         "auto+author: automatic, with the author's explicit flag as an override.",
@@ -146,6 +149,16 @@ class SelectionConfig:
     )
     exact_limit: int = _doc(
         25, "Exact maximum-weight search up to this many candidates, greedy beyond."
+    )
+    clutter_threshold: float = _doc(
+        0.3,
+        "A prediction's picks are not shown by default when their markers would cover at "
+        "least this share of a slice (an author's true flag still shows them, with a warning).",
+    )
+    clutter_diameter_nm: float = _doc(
+        10.0,
+        "Marker diameter for the clutter rule when the metadata gives no "
+        "annotation_object.diameter.",
     )
 
 
@@ -192,6 +205,29 @@ class PrecomputeConfig:
         0.01,
         "Tomogram statistics: share of full-resolution voxels the 2-D contrast limits may clip "
         "(split between both ends).",
+    )
+    job_timeout: float = _doc(
+        3600.0,
+        "Seconds one job may run; then it fails as timed out and its Dask worker is "
+        "restarted. 0 = no limit.",
+    )
+    start_timeout: float = _doc(
+        120.0,
+        "Seconds a batch waits for a Dask worker (an existing scheduler may have none); "
+        "then its unstarted jobs fail.",
+    )
+    in_process_bytes: int = _doc(
+        256 * 1024 * 1024,
+        "Batches whose inputs total at most this many bytes run in this process, without "
+        "starting a Dask cluster (which costs seconds before any work).",
+    )
+    progress_seconds: float = _doc(
+        30.0, "Interval of the progress lines printed when stderr is not a terminal."
+    )
+    lock_wait: float | None = _doc(
+        None,
+        "Seconds to wait for another batch holding a dataset of the same output root; "
+        "null = as long as it runs, 0 = fail at once.",
     )
 
 
@@ -275,7 +311,10 @@ def load_config(
     """Load ``path`` (default: the shipped default.yaml), then env and explicit overrides."""
     source = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     try:
-        raw = yaml.safe_load(source.read_text()) or {}
+        with source.open(encoding="utf-8") as stream:  # YAML's error marks name the file
+            raw = yaml.safe_load(stream) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read configuration: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
@@ -283,18 +322,23 @@ def load_config(
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
     env = os.environ if environ is None else environ
+    # Where each overridden key's value came from: errors about it name that, not the file.
+    origins: dict[str, str] = {}
     for name, value in env.items():
         if name.startswith(ENV_PREFIX):
             key = ".".join(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+            origin = f"environment variable {name}"
             try:
                 parsed = yaml.safe_load(value)
             except yaml.YAMLError as exc:
-                raise ConfigError(f"environment variable {name}: not a YAML value: {exc}") from exc
-            _set_dotted(raw, key, parsed, f"environment variable {name}")
+                raise ConfigError(f"{origin}: not a YAML value: {exc}") from exc
+            _set_dotted(raw, key, parsed, origin)
+            origins[key] = origin
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(raw, key, value, "command-line override")
-    config = _build(Config, raw, "", str(source))
+            origins[key] = "command-line override"
+    config = _build(Config, raw, "", str(source), origins)
     base = source.parent
     return config.replace(
         data_root=_resolve(config.data_root, base),
@@ -314,7 +358,8 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
     raw.pop("source")
     for key, value in given.items():
         _set_dotted(raw, key, value, "command-line override")
-    return _build(Config, raw, "", config.source).replace(source=config.source)
+    origins = dict.fromkeys(given, "command-line override")
+    return _build(Config, raw, "", config.source, origins).replace(source=config.source)
 
 
 def _raw(value: Any) -> Any:
@@ -339,7 +384,11 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any, origin: str) -> None:
     node[parts[-1]] = value
 
 
-def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+def _build(
+    cls: type, raw: Any, prefix: str, source: str, origins: Mapping[str, str] | None = None
+) -> Any:
+    """``cls`` from ``raw``; errors name ``source``, or for an overridden key its origin."""
+    origins = origins or {}
     where = prefix.rstrip(".") or "top level"
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: '{where}' must be a mapping, got {type(raw).__name__}")
@@ -348,7 +397,9 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         known = ", ".join(sorted(fields))
-        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}' (known here: {known})")
+        key = f"{prefix}{unknown[0]}"
+        origin = origins.get(key, source)
+        raise ConfigError(f"{origin}: unknown key '{key}' (known here: {known})")
     values: dict[str, Any] = {}
     for name, fld in fields.items():
         key = f"{prefix}{name}"
@@ -357,15 +408,17 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
             if no_default and fld.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{source}: missing required key '{key}'")
             continue
-        values[name] = _coerce(hints[name], raw[name], key, source)
+        values[name] = _coerce(hints[name], raw[name], key, origins.get(key, source), origins)
     return cls(**values)
 
 
-def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
+def _coerce(
+    hint: Any, value: Any, key: str, source: str, origins: Mapping[str, str] | None = None
+) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _build(hint, value, f"{key}.", source)
+        return _build(hint, value, f"{key}.", source, origins)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

@@ -5,6 +5,7 @@ The portal's naming, under any output root (the data tree itself by default)::
     <out>/<dataset>/<run>/Reconstructions/VoxelSpacing<vs>/NeuroglancerPrecompute/
         <annotation_id>-<slug>-<version>_<output type>/        one precomputed output
         <annotation_id>-<slug>-<version>_<output type>.summary.json   its summary
+        <annotation_id>-<slug>-<version>_<output type>.failed.json    its last run failed
         <tomogram_id>-tomogram.summary.json                    a tomogram's statistics
         <tomogram_id>-neuroglancer_config.json                 a tomogram's viewer state
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 RECONSTRUCTIONS = "Reconstructions"
 PRECOMPUTE_DIR = "NeuroglancerPrecompute"
 SUMMARY_SUFFIX = ".summary.json"
+# Beside a summary: the last precompute of its input failed (cryoet_ng.failures).
+FAILURE_SUFFIX = ".failed.json"
 TOMOGRAM_SUMMARY = "-tomogram" + SUMMARY_SUFFIX
 STATE_FILE = "-neuroglancer_config.json"
 
@@ -43,6 +46,13 @@ def output_name(annotation: Annotation, output_type: str) -> str:
 def summary_path(output: Path) -> Path:
     """The summary of ``.../NeuroglancerPrecompute/<name>/`` is ``.../<name>.summary.json``."""
     return output.with_name(output.name + SUMMARY_SUFFIX)
+
+
+def failure_path(summary: Path) -> Path:
+    """``<name>.summary.json`` -> ``<name>.failed.json``: the failure record of that job."""
+    name = summary.name
+    stem = name[: -len(SUMMARY_SUFFIX)] if name.endswith(SUMMARY_SUFFIX) else name
+    return summary.with_name(stem + FAILURE_SUFFIX)
 
 
 def is_summary(path: Path) -> bool:

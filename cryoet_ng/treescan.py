@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from cryoet_ng import metadata
 from cryoet_ng.store import Entry, StoreError, TreePath, TreeStore, tree_path
 
 log = logging.getLogger(__name__)
@@ -102,12 +103,11 @@ def is_document(rel: str) -> bool:
 
 
 def parse_document(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return None, f"not valid JSON ({exc}); skipped"
-    if not isinstance(doc, dict):
-        return None, "metadata is not a JSON object; skipped"
+    """A metadata document (a JSON object, strictly parsed: :func:`cryoet_ng.metadata.loads`),
+    or None and why not."""
+    doc, problem = metadata.loads(data)
+    if problem is not None:
+        return None, f"{problem}; skipped"
     return doc, None
 
 

@@ -13,6 +13,11 @@ declares its flags and runs its work (see :mod:`cryoet_ng.commands`):
 
 Nothing in ``cryoet_ng``, ``precompute``, ``ngstate`` or ``server`` imports this package, so
 the core's import graph never reaches the packages built on it.
+
+Exit status, every sub-command (:mod:`cryoet_ng.commands`): 0 everything asked for was
+done; 1 some input failed (each named on stderr), the rest was done; 2 nothing was done:
+bad arguments, configuration (YAML, keys, environment overrides), a missing data root or
+one that is not a portal tree, unknown ``--datasets``/``--runs``, a busy port.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryoet_ng.commands import Command
+from cryoet_ng.commands import EXIT_FAILED, EXIT_USAGE, Command, UsageError
 from cryoet_ng.config import ConfigError, load_config
 
 # Modules holding a COMMANDS tuple, in the order of the help text.
@@ -75,7 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(getattr(args, "config", None))
         return command.run(args, config)
     except ConfigError as exc:
-        print(f"cryoet-ng: configuration error: {exc}", file=sys.stderr)
-        return 2
+        print(f"cryoet-ng {args.command}: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"cryoet-ng {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:
-        return 1
+        return EXIT_FAILED

@@ -10,13 +10,14 @@ from urllib.parse import quote
 
 from cryoet_ng.catalogue import Catalogue, Run, Tomogram
 from cryoet_ng.config import Config, LayerStyle, SelectionConfig
-from cryoet_ng.layout import Layout
+from cryoet_ng.layout import Layout, failure_path
 from ngstate import colors, layers
-from ngstate.candidates import Candidate, gather, numeric_id
+from ngstate.candidates import Candidate, LeftOut, gather, numeric_id
 from ngstate.compose import compose
 from ngstate.contrast import StatsProvider, tomogram_contrast
+from ngstate.curation import Curation, curation
 from ngstate.inputs import state_inputs
-from ngstate.selection import Decision, select
+from ngstate.selection import Context, Decision, select
 from ngstate.state import Camera, Chrome, page_title, viewer_state
 from ngstate.summary_reader import SummaryReader
 
@@ -65,11 +66,16 @@ class BuiltState:
     messages: list[str]
     tomogram_id: str
     candidates: list[Candidate] = field(default_factory=list)  # the annotation layers
+    left_out: list[LeftOut] = field(default_factory=list)  # files without their output
+    curation: Curation | None = None
 
     def explanation(self) -> dict[str, Any]:
         return {
             "tomogram": self.tomogram_id,
+            "curation": None if self.curation is None else self.curation.to_json(),
             "layers": [d.to_json() for d in self.decisions],
+            "left_out": [item.to_json() for item in self.left_out],
+            "stale": [d.layer for d in self.decisions if d.stale],
             "messages": list(self.messages),
         }
 
@@ -87,7 +93,9 @@ def resolve(
     tomogram = run.default_tomogram() if tomogram_id is None else run.tomogram(tomogram_id)
     if tomogram is None:
         if tomogram_id is None:
-            raise NotFoundError(f"run {dataset_id}/{run_name} has no tomogram")
+            problems = catalogue.problems_under(run.path)
+            why = f" ({'; '.join(problems[:3])})" if problems else ""
+            raise NotFoundError(f"run {dataset_id}/{run_name} has no tomogram{why}")
         known = ", ".join(sorted(t.id for t in run.tomograms)) or "none"
         raise NotFoundError(
             f"run {dataset_id}/{run_name}: unknown tomogram {tomogram_id!r} (known: {known})"
@@ -117,6 +125,15 @@ def _image(
         reason = exc.strerror if isinstance(exc, OSError) else exc
         messages.append(f"tomogram {tomogram.id}: summary {path.name} unreadable ({reason})")
         summary = None
+    try:
+        failure = reader.failure(failure_path(path))
+    except (ValueError, OSError):
+        failure = None
+    if failure is not None:
+        messages.append(
+            f"tomogram {tomogram.id}: statistics stale: the last precompute failed "
+            f"({failure.describe()})"
+        )
     stats = summary.extra.get("stats") if summary is not None else None
     found, note = tomogram_contrast(stats, run, tomogram, options.tomogram_stats)
     if note is not None:
@@ -162,9 +179,12 @@ def build_state(
     messages: list[str] = []
     image = _image(run, tomogram, options, reader, messages)
     gathered = gather(run, tomogram, options.out_root, reader)
-    messages.extend(gathered.messages)
     cands = gathered.candidates
-    decisions = select(cands, options.selection)
+    context = Context(gathered.flags, _extent(tomogram))
+    chosen_by = curation(cands, options.selection, context.flags)
+    messages.append(chosen_by.reason)
+    messages.extend(gathered.messages)
+    decisions = select(cands, options.selection, context)
     palette = colors.assign([_colour_key(c) for c in cands])
     composed = compose(
         layers.image_layer(image) if image is not None else None,
@@ -191,7 +211,15 @@ def build_state(
             cross_section_depth=composed.cross_section_depth,
         ),
     )
-    return BuiltState(state, decisions, messages, tomogram.id, cands)
+    return BuiltState(state, decisions, messages, tomogram.id, cands, gathered.left_out, chosen_by)
+
+
+def _extent(tomogram: Tomogram) -> tuple[float, float, float] | None:
+    """The tomogram's physical size in metres (x, y, z), as the summaries' grids cover it."""
+    if tomogram.size_xyz is None:
+        return None
+    x, y, z = (n * tomogram.voxel_spacing * layers.ANGSTROM for n in tomogram.size_xyz)
+    return x, y, z
 
 
 def state_inputs_mtime(

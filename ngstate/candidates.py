@@ -1,24 +1,44 @@
-"""Catalogue + precompute summaries -> candidate layers of one tomogram.
+"""Catalogue + precompute summaries -> candidate layers of one tomogram, and their names.
 
 A candidate is one (annotation, shape) whose precomputed output exists. It carries what
 the selection needs (object identity, shape family, rank, author flag, summary) and what
-the layer builder needs (URL, spacing, labels, annotation properties).
+the layer builder needs (URL, spacing, labels, annotation properties). A file whose output
+is missing is listed as :class:`LeftOut`, with the reason.
+
+Layer names are for people, and keep the portal's leading annotation id (other tools match
+layers on it)::
+
+    <id> <object> · <ground truth | prediction> · <method or software>
+    100 cytosolic ribosome · ground truth · manual
+    105 membrane · prediction · MemBrain-seg
+
+(words: :mod:`cryoet_ng.about`). Names are unique within a state: where two would be
+equal, the shape word (picks, oriented picks, instance picks, mask, instances) is added
+after the object when the shapes differ (one annotation, two shapes), the voxel spacing at
+the end when the spacings differ (ids repeat per spacing folder), and a number last.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
+from cryoet_ng.about import SEPARATOR, About, name_words, shape_word
 from cryoet_ng.catalogue import (
     POINT_SHAPES,
+    VOLUME_SHAPES,
     Annotation,
     AnnotationFile,
     Run,
     Tomogram,
 )
-from cryoet_ng.layout import Layout, summary_path
+from cryoet_ng.failures import FailureRecord
+from cryoet_ng.layout import Layout
+from cryoet_ng.store import TreePath
 from cryoet_ng.summaries import Summary
 from ngstate.inputs import state_inputs
 from ngstate.summary_reader import SummaryReader
@@ -134,20 +154,54 @@ def numeric_id(text: str) -> int:
     return int(text) if text.isdigit() else 1 << 62
 
 
+# Shapes that are drawn (captions are not); their files' flags say whether a run is curated.
+VISUAL_SHAPES = (*POINT_SHAPES, *VOLUME_SHAPES, "TriangularMesh")
+
+
+def layer_name(annotation: Annotation, shape: str | None = None, spacing: bool = False) -> str:
+    """``<id> <object>[ <shape word>] · <status> · <method>[ (<spacing> Å)]``."""
+    status, method = name_words(annotation.metadata)
+    head = f"{annotation.id} {annotation.object_name}".strip()
+    if shape is not None:
+        head += f" {shape}"
+    name = SEPARATOR.join(part for part in (head, status, method) if part)
+    return name + (f" ({annotation.voxel_spacing:g} Å)" if spacing else "")
+
+
 @dataclass
 class Candidate:
     name: str
     annotation: Annotation
     file: AnnotationFile
-    layer_type: str  # the type word of the layer's name: point, orientedpoint, segmentation...
+    layer_type: str  # point, orientedpoint, segmentation, instancesegmentation
     output: Path
     summary: Summary | None
     summary_note: str | None  # why there is no usable summary
     properties: frozenset[str]  # annotation property ids in the output's info
+    # The last precompute of this file failed; the output is an earlier run's (stale).
+    failure: FailureRecord | None = None
 
     @property
     def shape(self) -> str:
         return self.file.shape
+
+    @cached_property
+    def about(self) -> About:
+        return About.from_metadata(self.annotation.metadata)
+
+    @property
+    def shape_word(self) -> str:
+        return shape_word(self.shape, self.layer_type == "instancesegmentation")
+
+    @property
+    def stale(self) -> str | None:
+        """Why the layer is stale, or None."""
+        if self.failure is None:
+            return None
+        return (
+            f"stale: the last precompute of its input failed ({self.failure.describe()}); "
+            "the layer shows an earlier run's output"
+        )
 
     @property
     def family(self) -> str:
@@ -212,14 +266,49 @@ class Candidate:
         return (1,)
 
     def describe(self) -> str:
-        """``ground truth 101 cytosolic ribosome point``: tier + layer name, for reasons."""
-        return f"{self.tier_label} {self.name}"
+        """The layer name, with its tier when the name's status does not say it, for reasons:
+        ``101 cytosolic ribosome · prediction · hybrid (curator-recommended)``."""
+        return self.name if self.tier == 0 else f"{self.name} ({self.tier_label})"
+
+
+@dataclass
+class LeftOut:
+    """A file with a precomputed form whose output is missing: no layer, and why."""
+
+    name: str
+    annotation: Annotation
+    file: AnnotationFile
+    reason: str
+    failure: FailureRecord | None = None  # the precompute of it failed
+
+    @property
+    def shape(self) -> str:
+        return self.file.shape
+
+    @property
+    def shape_word(self) -> str:
+        count = self.annotation.metadata.get("object_count")
+        return shape_word(self.shape, not isinstance(count, int) or count > 1)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "annotation": self.annotation.id,
+            "object": self.annotation.object_name,
+            "shape": self.shape,
+            "reason": self.reason,
+            "failed": self.failure is not None,
+        }
 
 
 @dataclass
 class Gathered:
     candidates: list[Candidate]
     messages: list[str]
+    left_out: list[LeftOut] = field(default_factory=list)
+    # is_visualization_default of every drawn (annotation, shape) of the tomogram, whether
+    # or not its output exists: whether the run was curated (ngstate.selection).
+    flags: tuple[bool | None, ...] = ()
 
 
 def _layer_type(annotation: Annotation, file: AnnotationFile, summary: Summary | None) -> str:
@@ -251,20 +340,39 @@ def _read_summary(
     return summary, None
 
 
+def _merge_flags(a: bool | None, b: bool | None) -> bool | None:
+    """The flag of a shape listed twice (zarr and mrc): true wins, then false."""
+    if a is True or b is True:
+        return True
+    return False if a is False or b is False else None
+
+
+def _failure(reader: SummaryReader, record: Path) -> FailureRecord | None:
+    try:
+        return reader.failure(record)
+    except (ValueError, OSError):
+        return None  # a damaged record says less than none: the summary decides
+
+
 def gather(
     run: Run, tomogram: Tomogram, out_root: Path, reader: SummaryReader | None = None
 ) -> Gathered:
     """Candidates of the tomogram's annotations, and what was left out and why.
 
-    The files are those of :func:`ngstate.inputs.state_inputs`; summaries and ``info``
-    files are read through ``reader`` (default: a fresh, unshared one).
+    The files are those of :func:`ngstate.inputs.state_inputs`; summaries, ``info`` files and
+    failure records are read through ``reader`` (default: a fresh, unshared one).
     """
     reader = reader if reader is not None else SummaryReader()
     inputs = state_inputs(run, tomogram, Layout(out_root))
     candidates: list[Candidate] = []
+    left_out: list[LeftOut] = []
     messages: list[str] = []
+    flags: dict[tuple[TreePath, str], bool | None] = {}
     for entry in inputs.files:
         annotation, file, output = entry.annotation, entry.file, entry.output
+        if file.shape in VISUAL_SHAPES:
+            key = (annotation.metadata_path, file.shape)
+            flags[key] = _merge_flags(flags.get(key), file.is_visualization_default)
         if output is None:
             if file.shape == "TriangularMesh":
                 messages.append(
@@ -272,36 +380,67 @@ def gather(
                     "not converted; left out"
                 )
             continue
+        _, summary_file, _, record = entry.paths()  # the inputs' own paths: one place decides
+        failure = _failure(reader, record)
         if not output.is_dir():
+            reason = f"precompute output {output.name} missing" + (
+                f": its precompute failed ({failure.describe()})"
+                if failure is not None
+                else " (precompute not run?)"
+            )
             messages.append(
                 f"annotation {annotation.id} ({annotation.object_name}) {file.shape}: "
-                f"precompute output {output.name} missing; layer left out"
+                f"{reason}; layer left out"
             )
+            left_out.append(LeftOut(layer_name(annotation), annotation, file, reason, failure))
             continue
         is_point = file.shape in POINT_SHAPES
         expected = ("annotation",) if is_point else ("segmentation",)
-        summary, note = _read_summary(reader, summary_path(output), expected)
+        summary, note = _read_summary(reader, summary_file, expected)
         props = reader.info_properties(output) if is_point else frozenset()
         layer_type = _layer_type(annotation, file, summary)
-        name = f"{annotation.id} {annotation.object_name} {layer_type}"
         candidates.append(
-            Candidate(name, annotation, file, layer_type, output, summary, note, props)
+            Candidate(
+                layer_name(annotation),
+                annotation,
+                file,
+                layer_type,
+                output,
+                summary,
+                note,
+                props,
+                failure,
+            )
         )
-    _unique_names(candidates)
-    return Gathered(candidates, messages)
+        if failure is not None:
+            messages.append(f"{candidates[-1].name}: {candidates[-1].stale}")
+    _unique_names([*candidates, *left_out])
+    return Gathered(candidates, messages, left_out, tuple(flags.values()))
 
 
-def _unique_names(candidates: list[Candidate]) -> None:
-    """Neuroglancer layer names must be unique: qualify clashes with spacing and/or shape."""
-    groups: dict[str, list[Candidate]] = {}
-    for c in candidates:
-        groups.setdefault(c.name, []).append(c)
-    for group in groups.values():
-        if len(group) < 2:
-            continue
-        spacings = {c.annotation.voxel_spacing for c in group}
-        for c in group:
-            if len(spacings) == len(group):
-                c.name = f"{c.name} ({c.annotation.voxel_spacing:g} Å)"
-            else:
-                c.name = f"{c.name} ({c.shape}, {c.annotation.voxel_spacing:g} Å)"
+class _Named(Protocol):
+    name: str
+    annotation: Annotation
+
+    @property
+    def shape_word(self) -> str: ...
+
+
+def _clashes(items: Sequence[_Named]) -> list[list[_Named]]:
+    groups: dict[str, list[_Named]] = {}
+    for item in items:
+        groups.setdefault(item.name, []).append(item)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def _unique_names(items: Sequence[_Named]) -> None:
+    """Neuroglancer layer names must be unique: qualify equal names (module docstring)."""
+    for group in _clashes(items):
+        words = {item.shape_word for item in group}
+        spacings = {item.annotation.voxel_spacing for item in group}
+        for item in group:
+            word = item.shape_word if len(words) > 1 else None
+            item.name = layer_name(item.annotation, word, spacing=len(spacings) > 1)
+    for group in _clashes(items):  # still equal (same id, shape and spacing): number them
+        for k, item in enumerate(group[1:], start=2):
+            item.name = f"{item.name} #{k}"

@@ -2,8 +2,9 @@
 
 A tomogram's state is built from the run's catalogue (metadata files, and the folders whose
 listing decides which tomograms and annotations exist), the tomogram's summary, and for
-every annotation file that has a precomputed output: the output folder, its summary and its
-``info`` file. :func:`ngstate.candidates.gather` reads exactly these files,
+every annotation file that has a precomputed output: the output folder, its summary, its
+``info`` file and its failure record (:mod:`cryoet_ng.failures`: a stale or failed layer).
+:func:`ngstate.candidates.gather` reads exactly these files,
 :func:`ngstate.api.state_inputs_mtime` stats exactly these paths, and the server's state
 cache rebuilds a state when one of them changes.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryoet_ng.catalogue import Annotation, AnnotationFile, Run, Tomogram
-from cryoet_ng.layout import Layout, summary_path
+from cryoet_ng.layout import Layout, failure_path, summary_path
 from cryoet_ng.store import TreePath
 
 
@@ -27,10 +28,12 @@ class FileInput:
     output: Path | None  # None: nothing is precomputed from this file
 
     def paths(self) -> tuple[Path, ...]:
-        """The output folder, its summary and its ``info`` file (none without an output)."""
+        """The output folder, its summary, ``info`` file and failure record (none without an
+        output)."""
         if self.output is None:
             return ()
-        return (self.output, summary_path(self.output), self.output / "info")
+        summary = summary_path(self.output)
+        return (self.output, summary, self.output / "info", failure_path(summary))
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class StateInputs:
     def paths(self) -> tuple[TreePath, ...]:
         """Every file and folder whose change can change the state, without repeats."""
         paths: list[TreePath] = [*self.folders, *self.tomogram_summaries]
+        paths += [failure_path(summary) for summary in self.tomogram_summaries]
         for file in self.files:
             paths += file.paths()
         return tuple(dict.fromkeys(paths))

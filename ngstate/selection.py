@@ -1,5 +1,7 @@
 """Which layers are visible by default, and why (README.md, "Default-visible layers").
 
+0. Curation (:mod:`ngstate.curation`): under ``auto+author`` a tomogram none of whose files
+   is flagged true gets the automatic choice; any true flag means the flags are honoured.
 1. Same object and same shape family (point-like / volume-like): one is shown, the best by
    rank (vetted oriented picks first, then ground truth > curator-recommended >
    manual/hybrid > automated > simulated, then richer shape, newer version). An object is
@@ -11,7 +13,15 @@
    to the several layers it would hide.
 3. Policy ``auto`` / ``author`` / ``auto+author`` (the author's explicit flag is a fixed
    choice the automatic search works around), then the ``max_visible`` cap.
-Every layer gets a :class:`Decision` naming the other layers involved.
+4. Clutter: a pick layer whose markers would cover at least ``clutter_threshold`` (30%) of
+   a slice (:mod:`ngstate.clutter`: count, marker diameter, occupancy grid) is not shown by
+   the automatic choice when it is a prediction (not ground truth); under an author's true
+   flag, or as ground truth, it is shown and its reason carries a warning. The demo's run
+   10001/TS_100 (200,000 template-matching peaks, 59% of the densest slice) opened buried
+   under them; its ground-truth ribosomes cover 0.2% (5% at 30 nm). The threshold lies
+   between the two (README, "Default-visible layers").
+Every layer gets a :class:`Decision` naming the other layers involved; a stale layer (its
+last precompute failed, :mod:`cryoet_ng.failures`) says so in its reason.
 
 Metadata-only rules, measured against the portal curators' own choices
 (tests/data/curator_choices.json: 32 dataset configs, 182 layers, no summaries; agreement
@@ -45,7 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cryoet_ng.config import SelectionConfig
-from ngstate import occlusion
+from ngstate import clutter, occlusion
 from ngstate.candidates import (
     GENERIC_MEMBRANE,
     Candidate,
@@ -53,6 +63,7 @@ from ngstate.candidates import (
     is_specific_membrane,
     ontology_id,
 )
+from ngstate.curation import curation
 from ngstate.mwis import solve
 
 
@@ -67,6 +78,9 @@ class Decision:
     weight: float = 0.0
     author_flag: bool | None = None
     has_summary: bool = False
+    warnings: tuple[str, ...] = ()  # also at the end of the reason: crowded, stale
+    stale: bool = False
+    clutter: float | None = None  # share of a slice the markers cover (pick layers)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -79,7 +93,20 @@ class Decision:
             "weight": self.weight,
             "author_flag": self.author_flag,
             "has_summary": self.has_summary,
+            "warnings": list(self.warnings),
+            "stale": self.stale,
+            "clutter": None if self.clutter is None else round(self.clutter, 4),
         }
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the choice needs beyond the candidates (from :func:`ngstate.candidates.gather`)."""
+
+    # is_visualization_default of every drawn file of the tomogram, with or without an
+    # output; None: the candidates' own flags.
+    flags: tuple[bool | None, ...] | None = None
+    extent_m: tuple[float, float, float] | None = None  # the tomogram, for the clutter rule
 
 
 def _value(c: Candidate, volume_share: float) -> float:
@@ -99,11 +126,29 @@ def _join(names: Sequence[str], limit: int = 4) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def _crowding(
+    candidates: Sequence[Candidate], config: SelectionConfig, context: Context
+) -> list[clutter.Clutter | None]:
+    """Rule 4's measure of every pick layer (None for masks), once per selection."""
+    return [
+        clutter.assess(c.annotation, c.summary, context.extent_m, config.clutter_diameter_nm)
+        if c.family == "point"
+        else None
+        for c in candidates
+    ]
+
+
 class _Selector:
-    def __init__(self, candidates: Sequence[Candidate], config: SelectionConfig) -> None:
+    def __init__(
+        self,
+        candidates: Sequence[Candidate],
+        config: SelectionConfig,
+        crowding: list[clutter.Clutter | None],
+    ) -> None:
         self.cands = list(candidates)
         self.config = config
         n = len(self.cands)
+        self.clutter = crowding
         self.visible = [False] * n
         self.decisions: list[Decision | None] = [None] * n
         occupancies = [c.summary.occupancy if c.summary else None for c in self.cands]
@@ -137,20 +182,36 @@ class _Selector:
             np.fill_diagonal(prior, False)
         return prior
 
+    def crowded(self, i: int) -> bool:
+        found = self.clutter[i]
+        return found is not None and found.share >= self.config.clutter_threshold
+
     def decide(
         self, i: int, visible: bool, rule: str, reason: str, others: Iterable[str] = ()
     ) -> None:
         c = self.cands[i]
+        found = self.clutter[i]
+        warnings = []
+        if visible and found is not None and self.crowded(i):
+            warnings.append(
+                f"warning: crowded, {found.describe()}, above the "
+                f"{self.config.clutter_threshold:.0%} clutter threshold"
+            )
+        if c.stale is not None:
+            warnings.append(c.stale)
         self.decisions[i] = Decision(
             layer=c.name,
             visible=visible,
-            reason=reason,
+            reason="; ".join([reason, *warnings]),
             others=tuple(others),
             rule=rule,
             tier=c.tier_label,
             weight=c.weight,
             author_flag=c.author_flag,
             has_summary=c.summary is not None,
+            warnings=tuple(warnings),
+            stale=c.stale is not None,
+            clutter=None if found is None else found.share,
         )
 
     def note(self, i: int) -> str:
@@ -173,7 +234,8 @@ class _Selector:
         forced_off = {i for i in range(n) if honour_author and self.cands[i].author_flag is False}
         for i in forced_off:
             self.decide(i, False, "author", "hidden: author's is_visualization_default false")
-        pool = [i for i in range(n) if i not in forced_off]
+        crowded = self._hide_crowded_predictions(forced_on | forced_off)
+        pool = [i for i in range(n) if i not in forced_off and i not in crowded]
         winners, losers = self._dedupe(pool, forced_on)
         winners = self._prediction_defers_to_truth(winners, losers, forced_on)
         winners = self._same_object_forms(winners, losers, forced_on)
@@ -184,6 +246,21 @@ class _Selector:
         self._explain_conflicts(winners, chosen, forced_on)
         self._explain_duplicates(losers)
         self._explain_umbrella()
+
+    def _hide_crowded_predictions(self, fixed: set[int]) -> set[int]:
+        """Rule 4: predictions whose markers would bury the slice are not shown by default."""
+        hidden = set()
+        for i, c in enumerate(self.cands):
+            found = self.clutter[i]
+            if i in fixed or found is None or not self.crowded(i) or c.annotation.ground_truth:
+                continue
+            hidden.add(i)
+            reason = (
+                f"hidden: {c.tier_label} too crowded to show by default: {found.describe()}, "
+                f"at or above the {self.config.clutter_threshold:.0%} clutter threshold"
+            )
+            self.decide(i, False, "clutter", reason + self.note(i))
+        return hidden
 
     def _dedupe(self, pool: list[int], forced_on: set[int]) -> tuple[list[int], dict[int, int]]:
         groups: dict[tuple[str, str], list[int]] = {}
@@ -398,19 +475,40 @@ class _Selector:
             self.decide(i, False, "cap", reason, kept[-3:])
 
 
-def select(candidates: Sequence[Candidate], config: SelectionConfig) -> list[Decision]:
+def select(
+    candidates: Sequence[Candidate], config: SelectionConfig, context: Context | None = None
+) -> list[Decision]:
     """One :class:`Decision` per candidate, in the candidates' order."""
-    decisions = _run(candidates, config)
+    context = context if context is not None else Context()
+    applied = curation(candidates, config, context.flags).applied
+    crowding = _crowding(candidates, config, context)
+    if applied != config.policy:  # an uncurated run: the automatic choice alone
+        decisions = _run(candidates, dataclasses.replace(config, policy=applied), crowding)
+        return [_flag_not_taken(d) for d in decisions]
+    decisions = _run(candidates, config, crowding)
     if config.policy == "auto+author":
         # A curator auditing the author's flags wants to see where the automatic choice
         # differs, and why.
-        automatic = _run(candidates, dataclasses.replace(config, policy="auto"))
+        automatic = _run(candidates, dataclasses.replace(config, policy="auto"), crowding)
         decisions = [_with_automatic(d, a) for d, a in zip(decisions, automatic, strict=True)]
     return decisions
 
 
-def _run(candidates: Sequence[Candidate], config: SelectionConfig) -> list[Decision]:
-    selector = _Selector(candidates, config)
+def _flag_not_taken(decision: Decision) -> Decision:
+    """In an uncurated run, a false flag is the ingestion default: say it was not taken."""
+    if decision.author_flag is not False:
+        return decision
+    note = "; uncurated run: its is_visualization_default false is the ingestion default"
+    reason = "; ".join([_without_warnings(decision) + note, *decision.warnings])
+    return dataclasses.replace(decision, reason=reason)
+
+
+def _run(
+    candidates: Sequence[Candidate],
+    config: SelectionConfig,
+    crowding: list[clutter.Clutter | None],
+) -> list[Decision]:
+    selector = _Selector(candidates, config, crowding)
     if config.policy == "author":
         selector.author_only()
     else:
@@ -419,13 +517,22 @@ def _run(candidates: Sequence[Candidate], config: SelectionConfig) -> list[Decis
     return [d for d in selector.decisions if d is not None]
 
 
+def _without_warnings(decision: Decision) -> str:
+    reason = decision.reason
+    for warning in decision.warnings:
+        reason = reason.replace("; " + warning, "")
+    return reason
+
+
 def _with_automatic(decision: Decision, automatic: Decision) -> Decision:
-    """An author-decided layer's reason, completed with what the automatic choice says."""
+    """An author-decided layer's reason, completed with what the automatic choice says
+    (warnings stay last)."""
     if decision.rule != "author":
         return decision
     if automatic.visible == decision.visible:
         note = "; the automatic choice agrees"
     else:
-        note = f"; the automatic choice differs ({automatic.reason})"
+        note = f"; the automatic choice differs ({_without_warnings(automatic)})"
+    reason = "; ".join([_without_warnings(decision) + note, *decision.warnings])
     others = tuple(dict.fromkeys(decision.others + automatic.others))
-    return dataclasses.replace(decision, reason=decision.reason + note, others=others)
+    return dataclasses.replace(decision, reason=reason, others=others)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar, cast
 
+from cryoet_ng.failures import FailureRecord, parse_failure
 from cryoet_ng.summaries import Summary
 
 T = TypeVar("T")
@@ -28,7 +29,8 @@ Stamp = tuple[int, int, int]
 
 
 class SummaryReader:
-    """Reads summaries and annotation ``info`` properties through a bounded LRU cache.
+    """Reads summaries, annotation ``info`` properties and failure records through a bounded
+    LRU cache.
 
     One lock guards the cache's bookkeeping; files are read and parsed outside it, so two
     threads may parse the same file at once (both get the same value; the later insert
@@ -53,6 +55,10 @@ class SummaryReader:
             return self._read(output / "info", _parse_properties) or frozenset()
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return frozenset()
+
+    def failure(self, path: Path) -> FailureRecord | None:
+        """The failure record at ``path`` (None if absent); ValueError if malformed."""
+        return self._read(path, parse_failure)
 
     def clear(self) -> None:
         with self._lock:

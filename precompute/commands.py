@@ -2,8 +2,10 @@
 
 precompute: 0 when every job is done or skipped and every input's metadata was readable
 (a catalogue warning means an input was skipped, so it fails the batch too); 1 otherwise;
-2 when the output root cannot be used. validate: 0 when every output reads back
-correctly, 1 on any problem, 2 for an object-store root (only local roots are read).
+2 before anything starts when the data root is missing or not a portal tree, a
+``--datasets``/``--runs`` id is unknown, the output root cannot be used, or another batch
+holds it past ``--lock-wait``. validate: 0 when every output reads back correctly, 1 on any
+problem, 2 for a root that is not a local folder.
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryoet_ng.commands import Command, parse_options
+from cryoet_ng.commands import Command, UsageError, parse_options
 from cryoet_ng.config import Config, with_overrides
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ class PrecomputeOptions:
     scheduler: str | None = None
     force: bool = False
     report: Path | None = None
+    dashboard: str | None = None  # a LocalCluster's dashboard address; None: none
+    job_timeout: float | None = None  # None: precompute.job_timeout
+    lock_wait: float | None = None  # None: precompute.lock_wait
 
 
 def add_precompute_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,14 +52,35 @@ def add_precompute_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--force", action="store_true", help="redo finished, unchanged outputs too")
     parser.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report here")
+    parser.add_argument(
+        "--dashboard",
+        nargs="?",
+        const="127.0.0.1:0",
+        metavar="ADDRESS",
+        help="serve the Dask dashboard of the local cluster (default address: a free port)",
+    )
+    parser.add_argument(
+        "--job-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="fail a job running longer (default: precompute.job_timeout; 0: no limit)",
+    )
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        metavar="SECONDS",
+        help="wait this long for another batch on the same output root (0: exit 2 at once)",
+    )
 
 
 def run_precompute(args: argparse.Namespace, config: Config) -> int:
     options = parse_options(PrecomputeOptions, args)
     from cryoet_ng.store import is_url
-    from precompute import output_roots
-    from precompute.batch import Plan, run_batch
 
+    overrides: dict[str, object] = {
+        "precompute.job_timeout": options.job_timeout,
+        "precompute.lock_wait": options.lock_wait,
+    }
     data_root: str | Path = options.data_root
     out = options.out
     if is_url(options.data_root):
@@ -64,8 +89,12 @@ def run_precompute(args: argparse.Namespace, config: Config) -> int:
         if out is None and config.output_root is None:
             out = options.data_root
     else:
-        config = with_overrides(config, {"data_root": str(Path(options.data_root).resolve())})
-        data_root = config.data_root
+        overrides["data_root"] = str(Path(options.data_root).resolve())
+    config = with_overrides(config, overrides)
+    if not is_url(options.data_root):
+        data_root = config.data_root  # resolved (validate and the locks compare it)
+    from precompute import output_roots
+    from precompute.batch import Plan, run_batch
 
     workers = options.workers or config.precompute.workers or os.cpu_count() or 1
     plan = Plan(
@@ -74,13 +103,13 @@ def run_precompute(args: argparse.Namespace, config: Config) -> int:
         force=options.force,
         datasets=options.datasets,
         runs=options.runs,
+        dashboard=options.dashboard,
     )
     try:
         with output_roots.open_output_root(out, config.out_root) as root:
             report = run_batch(data_root, root, config, plan)
     except output_roots.StorageError as exc:
-        print(f"cryoet-ng precompute: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from exc
     print(report.table())
     if options.report is not None:
         report.write(options.report)
@@ -100,11 +129,13 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_validate(args: argparse.Namespace, config: Config) -> int:
     options = parse_options(ValidateOptions, args)
     if "://" in options.out_root:
-        print(f"cryoet-ng validate: {options.out_root}: only local output roots can be validated")
-        return 2
+        raise UsageError(f"{options.out_root}: only local output roots can be validated")
     from precompute.validate import validate_tree
 
-    root = Path(options.out_root).expanduser()
+    # Resolved first: the walk compares paths it finds with paths built from the root.
+    root = Path(options.out_root).expanduser().resolve()
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a folder")
     checked, problems = validate_tree(root)
     for problem in problems:
         print(problem)

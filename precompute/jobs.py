@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from cryoet_ng.about import About
 from cryoet_ng.catalogue import Annotation, Catalogue, Run, Tomogram
 from cryoet_ng.config import Config
 from cryoet_ng.layout import Layout, summary_path
@@ -154,6 +155,9 @@ class AnnotationJob(Job):
     diameter_angstrom: float | None = None
     dataset_id: str = ""
     run_name: str = ""
+    # What people read about the annotation (authors, method, status), written into the
+    # output: segment properties, the name property's description. Part of the fingerprint.
+    about: About | None = None
     # Cheap change signature of the source (sizes and versions from the listing) and the
     # fingerprint known for it from an earlier run (precompute.signatures); never hashed.
     signature: str | None = None
@@ -197,6 +201,7 @@ class AnnotationJob(Job):
             diameter_angstrom=_diameter(annotation),
             dataset_id=run.dataset_id,
             run_name=run.name,
+            about=About.from_metadata(annotation.metadata),
             signature=signature,
         )
 

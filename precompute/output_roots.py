@@ -5,7 +5,8 @@ root (``s3://bucket/prefix``, ``gs://bucket/prefix``) is served by :class:`Stage
 ``prepare`` fetches the small completion records (summaries and ``info`` files) of the
 outputs into a staging folder, so the ordinary skip check works unchanged; ``publish``
 uploads a finished output through a tensorstore kvstore, summary last, so a remote
-summary still marks a complete output exactly as it does locally.
+summary still marks a complete output exactly as it does locally. Failure records
+(:mod:`cryoet_ng.failures`) are written and removed under the root the same way.
 
 The staging folder is a temporary folder (under ``CRYOET_NG_STAGING`` when set); with
 ``--scheduler`` it must be on a file system the Dask workers share.
@@ -21,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from cryoet_ng.failures import FailureRecord, write_failure
+from cryoet_ng.layout import failure_path
 from precompute.jobs import Job
 
 OBJECT_STORE_SCHEMES = ("s3://", "gs://")
@@ -40,6 +43,12 @@ class OutputRoot(Protocol):
     def publish(self, job: Job) -> None:
         """Make a finished job's output visible under the root."""
 
+    def record_failure(self, job: Job, record: FailureRecord) -> None:
+        """Put ``<output>.failed.json`` beside the job's output (its last run failed)."""
+
+    def clear_failure(self, job: Job) -> None:
+        """Remove the job's failure record, if any (it succeeded or is current)."""
+
 
 class LocalRoot:
     """A folder: converters write in place, nothing to fetch or publish."""
@@ -53,6 +62,12 @@ class LocalRoot:
 
     def publish(self, job: Job) -> None:
         pass
+
+    def record_failure(self, job: Job, record: FailureRecord) -> None:
+        write_failure(failure_path(job.summary), record)
+
+    def clear_failure(self, job: Job) -> None:
+        failure_path(job.summary).unlink(missing_ok=True)
 
 
 class StagedRoot:
@@ -80,11 +95,12 @@ class StagedRoot:
         return path.relative_to(self.local).as_posix()
 
     def prepare(self, jobs: list[Job], force: bool) -> None:
-        """Fetch the remote summaries and ``info`` files, all reads in flight at once."""
-        if force:
-            return
-        wanted = [j.summary for j in jobs]
-        wanted += [j.output_folder / "info" for j in jobs if j.output_folder is not None]
+        """Fetch the remote summaries, ``info`` files and failure records (those even with
+        ``force``: clear_failure removes what it knows of), all reads in flight at once."""
+        wanted = [failure_path(j.summary) for j in jobs]
+        if not force:
+            wanted += [j.summary for j in jobs]
+            wanted += [j.output_folder / "info" for j in jobs if j.output_folder is not None]
         reads = [(path, self._kv.read(self._key(path))) for path in wanted]
         for path, future in reads:
             result = future.result()
@@ -109,6 +125,18 @@ class StagedRoot:
         self._kv.write(self._key(job.summary), job.summary.read_bytes()).result()
         if folder is not None:
             shutil.rmtree(folder)  # keep the staging folder small on big trees
+
+    def record_failure(self, job: Job, record: FailureRecord) -> None:
+        path = failure_path(job.summary)
+        self._kv.write(self._key(path), record.to_bytes()).result()
+        write_failure(path, record)  # the staging copy: clear_failure knows it exists
+
+    def clear_failure(self, job: Job) -> None:
+        """Delete the remote record when one was fetched or written (no request otherwise)."""
+        path = failure_path(job.summary)
+        if path.exists():
+            self._kv.write(self._key(path), None).result()
+            path.unlink()
 
 
 @contextlib.contextmanager

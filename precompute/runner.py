@@ -40,6 +40,7 @@ class Outcome:
     seconds: float
     output: str  # Job.target
     error: Failure | None = None
+    timed_out: bool = False  # failed because it ran past precompute.job_timeout
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -58,9 +59,11 @@ def run_job(job: Job, config: Config) -> Summary:
     return job.convert(config)
 
 
-def _relative(path: TreePath, root: Path) -> str:
+def relative_to_root(path: TreePath, root: Path) -> str:
+    """``path`` relative to ``root`` in posix form; its name alone when it lies elsewhere
+    (a store Location's key is already relative to the data root)."""
     if isinstance(path, Location):
-        return path.key  # already relative to the data root
+        return path.key
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
@@ -91,7 +94,7 @@ def execute(job: Job, config: Config, force: bool = False) -> Outcome:
         # path and two copies of one tree give byte-identical summaries.
         if job.output_folder is not None:
             summary.extra["output"] = job.output_folder.name
-        summary.extra["source"] = _relative(job.source, config.data_root)
+        summary.extra["source"] = relative_to_root(job.source, config.data_root)
         summary.write(job.summary)  # the completion marker, written last
     except InputError as exc:
         return Outcome(job.name, "failed", time.perf_counter() - start, output, exc.failure())

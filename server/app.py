@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -93,18 +93,28 @@ def _register_errors(app: Flask) -> None:
         return response, code
 
     @app.errorhandler(BadParameter)
-    def bad_parameter(exc: BadParameter) -> tuple[Response, int]:
+    def bad_parameter(exc: BadParameter) -> tuple[Response | str, int]:
+        if _wants_html():
+            return render_template("error.html", title="Bad link", message=str(exc)), 400
         return jsonify(error="Bad Request", status=400, message=str(exc)), 400
 
     @app.errorhandler(UnknownItem)
-    def not_found(exc: UnknownItem) -> tuple[Response, int]:
+    def not_found(exc: UnknownItem) -> tuple[Response | str, int]:
         message = str(exc.args[0]) if exc.args else "not found"
+        if _wants_html():  # a person following a View Tomogram link, not a program
+            return render_template("error.html", title="Not found", message=message), 404
         return jsonify(error="Not Found", status=404, message=message), 404
 
     @app.errorhandler(Exception)
     def internal(exc: Exception) -> tuple[Response, int]:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return jsonify(error="Internal Server Error", status=500, message="internal error"), 500
+
+
+def _wants_html() -> bool:
+    """The client prefers HTML to JSON (a browser's Accept); no Accept header means JSON."""
+    accept = request.accept_mimetypes
+    return accept.best_match(["application/json", "text/html"]) == "text/html"
 
 
 def _after_request(cors_origins: tuple[str, ...]) -> Callable[[Response], Response]:

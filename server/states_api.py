@@ -3,13 +3,18 @@
 
 A body is accepted only when it is JSON (by Content-Type and by content), at most
 ``server.max_body_bytes`` long, a JSON object with ``layers``, and parsed without error
-by ``neuroglancer.ViewerState`` (every member, see :mod:`server.validation`). It is
-stored in canonical form (sorted keys, compact), so identical states get the same id.
+by ``neuroglancer.ViewerState`` (every member, see :mod:`server.validation`), and strict
+JSON: numbers must be finite (``NaN``, ``Infinity`` and overflowing literals such as
+``1e999`` are refused, since ``json`` would read them as non-finite floats and write them
+back as ``Infinity``, which no other JSON reader accepts) and strings valid Unicode (a lone
+surrogate escape such as ``"\\ud800"`` is refused: it has no UTF-8 form). It is stored in
+canonical form (sorted keys, compact, UTF-8), so identical states get the same id.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import urllib.parse
 from typing import Any
 
@@ -30,10 +35,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def parse_state(body: bytes) -> dict[str, Any]:
     """The state as a dict; aborts with 400 naming what is wrong."""
     try:
-        state = json.loads(body, parse_constant=_reject_constant)
+        state = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         abort(400, description=f"body is not valid JSON: {exc}")
     if not isinstance(state, dict):
@@ -46,6 +58,17 @@ def parse_state(body: bytes) -> dict[str, Any]:
     except InvalidState as exc:
         abort(400, description=str(exc))
     return state
+
+
+def canonical_json(state: dict[str, Any]) -> bytes:
+    """Sorted keys, compact, UTF-8; aborts with 400 for a string that is not valid Unicode."""
+    text = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end].encode("unicode_escape").decode()
+        after = text[max(0, exc.start - 40) : exc.start]
+        abort(400, description=f"body is not valid JSON: lone surrogate {bad} after {after!r}")
 
 
 def read_body(limit: int) -> bytes:
@@ -71,8 +94,7 @@ def save_state() -> tuple[Response, int]:
     if request.mimetype != "application/json":
         abort(415, description="Content-Type must be application/json")
     state = parse_state(read_body(services().config.server.max_body_bytes))
-    canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    state_id = services().store.put(canonical.encode())
+    state_id = services().store.put(canonical_json(state))
     url = url_for("states.short_link", state_id=state_id, _external=True)
     response = jsonify(id=state_id, url=url)
     response.headers["Location"] = url_for("states.get_state", state_id=state_id)

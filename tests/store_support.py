@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from cryoet_ng.store import forget_stores
+from precompute.locks import LOCK_FOLDER
 
 # (method, path) -> None to forward, or (status, body) to answer, or "hang".
 Policy = Callable[[str, str], Any]
@@ -64,10 +65,11 @@ def remote_hashes(client: Any, bucket: str, prefix: str) -> dict[str, str]:
 
 
 def local_hashes(folder: Path) -> dict[str, str]:
+    """Every file but the batch locks (a local output root's only, precompute.locks)."""
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not p.relative_to(folder).as_posix().startswith(LOCK_FOLDER)
     }
 
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,12 +24,15 @@ import pytest
 
 from cryoet_ng.atomic import TMP_PREFIX
 from cryoet_ng_cli import main as cli
+from precompute.locks import LOCK_FOLDER
 
 for _module in ("precompute.points", "precompute.segmentation", "precompute.tomogram"):
     pytest.importorskip(_module)
 
 
 ONE = ("--workers", "1")  # in-process
+# Batches with more input bytes than this run on Dask: 0 sends every batch of 2+ jobs there.
+DASK_ALWAYS = "CRYOET_NG__PRECOMPUTE__IN_PROCESS_BYTES"
 
 
 def outputs_of(out: Path) -> dict[str, str]:
@@ -87,7 +91,12 @@ def test_validate_passes_on_the_reference(reference: Reference, capsys) -> None:
 
 
 def test_second_run_skips_and_force_redoes(reference: Reference, tmp_path: Path) -> None:
-    mtimes = {p: p.stat().st_mtime_ns for p in reference.out.rglob("*") if p.is_file()}
+    # Every file but the batch locks (each batch writes its name into them).
+    mtimes = {
+        p: p.stat().st_mtime_ns
+        for p in reference.out.rglob("*")
+        if p.is_file() and not p.relative_to(reference.out).as_posix().startswith(LOCK_FOLDER)
+    }
     code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "1")
     assert code == 0, report["jobs"]
     assert report["counts"]["skipped"] == reference.total and report["counts"]["done"] == 0, report[
@@ -118,7 +127,11 @@ def test_changed_input_redoes_only_its_job(reference: Reference, tmp_path: Path)
     assert outputs_of(reference.out) == reference.hashes
 
 
-def test_dask_local_cluster_gives_identical_bytes(reference: Reference, tmp_path: Path) -> None:
+def test_dask_local_cluster_gives_identical_bytes(
+    reference: Reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The test tree is small enough to run in process by default: make it go to Dask.
+    monkeypatch.setenv(DASK_ALWAYS, "0")
     shutil.rmtree(reference.out)
     code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "2")
     assert code == 0, report["failures"]
@@ -158,7 +171,8 @@ def test_killed_run_resumes_to_identical_bytes(reference: Reference, tmp_path: P
     argv = [sys.executable, "-m", "cryoet_ng_cli", "precompute", str(reference.tree)]
     argv += ["--out", str(reference.out), "--workers", "2"]
     # Its own session, so SIGKILL reaches the CLI and every Dask process at once (a crash).
-    proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, **{DASK_ALWAYS: "0"})
+    proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + 60
         while not list(reference.out.rglob("*.summary.json")) and time.monotonic() < deadline:
@@ -191,3 +205,70 @@ def test_stale_temporaries_and_orphan_outputs_are_cleaned(
     assert report["counts"]["done"] == 1, report["jobs"]
     assert leftovers(reference.out) == []
     assert outputs_of(reference.out) == reference.hashes
+
+
+def test_small_batch_runs_in_process(reference: Reference, tmp_path: Path) -> None:
+    """Below precompute.in_process_bytes no Dask cluster is started, even with 2 workers."""
+    code, report = precompute(reference.tree, reference.out, tmp_path / "r.json", "--workers", "2")
+    assert code == 0, report["failures"]
+    assert report["executor"] == "in-process"
+    assert report["counts"]["skipped"] == reference.total
+
+
+def test_overlapping_batches_wait_and_both_finish(reference: Reference, tmp_path: Path) -> None:
+    """A second batch on the same output root waits for the first (naming it), then finds
+    its work done; neither removes the other's work in progress. Both print progress lines
+    (stderr is a pipe, not a terminal)."""
+    shutil.rmtree(reference.out)
+    env = dict(os.environ, CRYOET_NG__PRECOMPUTE__PROGRESS_SECONDS="0.2")
+    argv = [sys.executable, "-m", "cryoet_ng_cli", "precompute", str(reference.tree)]
+    argv += ["--out", str(reference.out), "--workers", "1", "--report"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "env": env}
+    first = subprocess.Popen([*argv, str(tmp_path / "first.json")], **pipes)  # type: ignore[call-overload]
+    second = None
+    try:
+        lock = reference.out / LOCK_FOLDER / "10000.lock"
+        deadline = time.monotonic() + 120
+        while f'"pid": {first.pid}' not in (lock.read_text() if lock.exists() else ""):
+            assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+            time.sleep(0.05)
+        second = subprocess.Popen([*argv, str(tmp_path / "second.json")], **pipes)  # type: ignore[call-overload]
+        _, first_err = first.communicate(timeout=300)
+        _, second_err = second.communicate(timeout=300)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert first.returncode == 0, first_err
+    assert second.returncode == 0, second_err
+    assert f"held by pid {first.pid}" in second_err
+    first_report = json.loads((tmp_path / "first.json").read_text())
+    second_report = json.loads((tmp_path / "second.json").read_text())
+    assert first_report["counts"]["done"] == reference.total
+    assert second_report["counts"]["skipped"] == reference.total
+    assert outputs_of(reference.out) == reference.hashes
+    assert leftovers(reference.out) == []
+    lines = [line for line in first_err.splitlines() if line.startswith("precompute: ")]
+    assert lines, first_err
+    pattern = (
+        r"precompute: \d+/\d+ jobs \(done \d+, skipped \d+, failed \d+\), [\d.e+-]+ jobs/s, "
+        r"elapsed \S+, ETA \S+"
+    )
+    assert all(re.fullmatch(pattern, line) for line in lines), lines
+    for err in (first_err, second_err):
+        assert "Traceback" not in err and "Warning" not in err, err
+
+
+def test_held_root_with_no_wait_exits_2_naming_the_holder(
+    reference: Reference, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from precompute.locks import dataset_locks
+
+    with dataset_locks(reference.out, ["10000"]):
+        code = cli(
+            ["precompute", str(reference.tree), "--out", str(reference.out), "--lock-wait", "0"]
+        )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"dataset 10000 of {reference.out} is being precomputed by pid {os.getpid()}" in err

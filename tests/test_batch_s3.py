@@ -58,3 +58,21 @@ def test_s3_output_matches_local_and_resumes(s3, sample_copy: Path, tmp_path: Pa
     counts = json.loads(report.read_text())["counts"]
     assert counts["done"] == 1
     assert remote_hashes(s3, BUCKET, PREFIX) == expected
+
+
+def test_s3_failure_record_written_then_removed(s3, sample_copy: Path) -> None:
+    """A failed job leaves ``<output>.failed.json`` under the remote root; a later success
+    (here a skip of the unchanged output) removes it, as on a local root."""
+    tree = sample_copy
+    ndjson = next(tree.glob("10001/TS_100/Reconstructions/*/Annotations/*/nucleosome-*.ndjson"))
+    url = f"s3://{BUCKET}/{PREFIX}"
+    argv = ["precompute", str(tree), "--out", url, "--workers", "1", "--runs", "TS_100"]
+    assert cli(argv) == 0
+    original = ndjson.read_text()
+    ndjson.write_text(original + '{"type": "point"}\n')
+    assert cli(argv) == 1
+    records = [k for k in remote_hashes(s3, BUCKET, PREFIX) if k.endswith(".failed.json")]
+    assert len(records) == 1 and "nucleosome" in records[0]
+    ndjson.write_text(original)
+    assert cli(argv) == 0
+    assert not [k for k in remote_hashes(s3, BUCKET, PREFIX) if k.endswith(".failed.json")]

@@ -640,13 +640,20 @@ NO_CHROME = {
 }
 
 
-def first_run_with(opened: dict[Any, OpenedView], needle: str) -> tuple[OpenedView, dict[str, Any]]:
-    """The first opened run with a layer whose name contains ``needle``, and that layer."""
+def first_run_with(
+    opened: dict[Any, OpenedView], needle: str, layer_type: str, shader_has: str = ""
+) -> tuple[OpenedView, dict[str, Any]]:
+    """The first opened run with a layer of ``layer_type`` whose name contains ``needle`` (and
+    whose shader contains ``shader_has``: layer names do not say the shape), and that layer."""
     for view in opened.values():
         for spec in layer_specs(view.served_state):
-            if needle in spec["name"]:
+            if (
+                needle in spec["name"]
+                and spec["type"] == layer_type
+                and shader_has in spec.get("shader", "")
+            ):
                 return view, spec
-    raise AssertionError(f"no layer named like {needle!r} in {list(opened)}")
+    raise AssertionError(f"no {layer_type} layer named like {needle!r} in {list(opened)}")
 
 
 def annotation_of(data_root: Path, view: OpenedView, spec: dict[str, Any]) -> Any:
@@ -695,7 +702,7 @@ def test_particle_markers_cover_the_physical_diameter_at_every_zoom(
 ) -> None:
     from cryoet_ng.particles import metadata_diameter
 
-    view, spec = first_run_with(opened, "cytosolic ribosome point")
+    view, spec = first_run_with(opened, "cytosolic ribosome", "annotation", "setPointMarkerSize")
     annotation = annotation_of(data_root, view, spec)
     diameter = metadata_diameter(annotation.metadata["annotation_object"])
     assert diameter is not None, "the sample's ribosomes carry a metadata diameter"
@@ -737,7 +744,7 @@ def test_oriented_pick_centre_marker_has_the_layer_colour(
     service: ProjectServer,
     artifacts: Path,
 ) -> None:
-    view, spec = first_run_with(opened, "orientedpoint")
+    view, spec = first_run_with(opened, "", "annotation", "prop_line_color")
     centre = locations(annotation_of(data_root, view, spec))[0]
     state = only_visible(
         view.served_state,
@@ -855,9 +862,9 @@ def test_volume_rendering_makes_dense_material_opaque(
 def test_enclosing_shell_mesh_does_not_hide_the_particles_inside(
     opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer, artifacts: Path
 ) -> None:
-    view, shell = first_run_with(opened, "membrane segmentation")
+    view, shell = first_run_with(opened, "membrane", "segmentation")
     assert shell["objectAlpha"] < 1.0, "the membrane encloses the shown picks: see-through mesh"
-    _, picks = first_run_with(opened, "cytosolic ribosome point")
+    _, picks = first_run_with(opened, "cytosolic ribosome", "annotation", "setPointMarkerSize")
     state = only_visible(
         view.served_state,
         {shell["name"], picks["name"]},
@@ -876,3 +883,155 @@ def test_enclosing_shell_mesh_does_not_hide_the_particles_inside(
         f"(opaque mesh: {hidden.fraction:.2%})"
     )
     assert shown.fraction > 2e-3 and shown.fraction > 3 * hidden.fraction
+
+
+# -- what each layer is (issue 15) -------------------------------------------------------------
+
+LAYER_NAME = r"^\d+ .+ · (ground truth|prediction) · \S.*$"
+_SEGMENT_PROPERTIES_JS = """
+const ml = window.viewer.layerManager.managedLayers.find((m) => m.name === arguments[0]);
+if (!ml || !ml.layer) return null;
+const group = ml.layer.displayState.originalSegmentationGroupState
+    || ml.layer.displayState.segmentationGroupState.value;
+const map = group.segmentPropertyMap.value;
+if (!map || !map.segmentPropertyMap.inlineProperties) return null;
+return {
+  properties: map.segmentPropertyMap.inlineProperties.properties.map((p) => ({
+    id: p.id, type: p.type, first: typeof p.values[0] === "string" ? p.values[0] : null})),
+  label: map.getSegmentLabel(1n) || null,
+};
+"""
+_LAYER_BAR_JS = """
+return Array.from(document.querySelectorAll('.neuroglancer-layer-item-label'))
+    .map((e) => e.textContent);
+"""
+
+
+def test_layer_names_carry_status_and_method(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer
+) -> None:
+    import re
+
+    view = opened[("10000", "TS_026")]
+    names = [x.name for x in view.report.layers if x.type != "image"]
+    assert names and all(re.match(LAYER_NAME, name) for name in names), names
+    for expected in (
+        "100 cytosolic ribosome · ground truth · manual",
+        "101 cytosolic ribosome · prediction · pyTOM + DeePiCt",
+        "105 membrane · prediction · MemBrain-seg",
+        "106 vesicle instances · ground truth · manual",
+    ):
+        assert expected in names
+    # The names people read: the layer bar of the page itself.
+    viewer.open_state(service.url("/v/main/"), view.served_state, READY_TIMEOUT)
+    assert set(names) <= set(viewer.js(_LAYER_BAR_JS))
+
+
+def test_mask_segment_properties_show_its_authors(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer
+) -> None:
+    view = opened[("10000", "TS_026")]
+    name = "106 vesicle instances · ground truth · manual"
+    viewer.open_state(service.url("/v/main/"), view.served_state, READY_TIMEOUT)
+    deadline = time.monotonic() + 20
+    loaded = viewer.js(_SEGMENT_PROPERTIES_JS, name)
+    while loaded is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        loaded = viewer.js(_SEGMENT_PROPERTIES_JS, name)
+    assert loaded is not None, f"{name}: the viewer loaded no segment properties"
+    props = {p["id"]: p for p in loaded["properties"]}
+    assert props["authors"]["first"] == "Ada Lamella, Ben Tiltseries"
+    assert "authors: Ada Lamella, Ben Tiltseries" in props["description"]["first"]
+    assert "ground truth" in props["description"]["first"]
+    # Segment 1's label as the segment list shows it: the label, then its tags.
+    assert loaded["label"] == "vesicle 1 #ground-truth #manual #curator-recommended"
+
+
+_PROPERTY_TITLES_JS = """
+return Array.from(document.querySelectorAll('.neuroglancer-annotation-shader-property'))
+    .map((e) => [
+        e.querySelector('.neuroglancer-annotation-shader-property-identifier').textContent,
+        e.title]);
+"""
+
+
+def test_pick_layer_rendering_tab_describes_the_annotation(
+    opened: dict[Any, OpenedView], viewer: Viewer, service: ProjectServer, artifacts: Path
+) -> None:
+    """The annotation's description (status, method, authors, deposition) is the tool tip of
+    the ``name`` property in the pick layer's Rendering tab, where the viewer lists them."""
+    view = opened[("10000", "TS_026")]
+    name = "100 cytosolic ribosome · ground truth · manual"
+    state = json.loads(json.dumps(view.served_state))
+    [spec] = [x for x in layer_specs(state) if x["name"] == name]
+    spec["tab"] = "rendering"
+    state["selectedLayer"] = {"layer": name, "visible": True}
+    viewer.open_state(service.url("/v/main/"), state, READY_TIMEOUT)
+    deadline, titles = time.monotonic() + 20, {}
+    while "prop_name" not in titles and time.monotonic() < deadline:
+        time.sleep(0.2)
+        titles = dict(viewer.js(_PROPERTY_TITLES_JS))
+    save_png(viewer.page(), artifacts / "pick-layer-rendering-tab.png")
+    assert "prop_name" in titles, f"{name}: no name property in the Rendering tab: {titles}"
+    text = titles["prop_name"]
+    assert text.startswith("cytosolic ribosome: ground truth; method: manual"), text
+    assert "authors: Ada Lamella, Ben Tiltseries" in text and "deposition" in text, text
+    assert titles.get("prop_diameter") == "particle diameter (voxels)"
+
+
+_PAGE_WIDTH_JS = "return [document.documentElement.scrollWidth, window.innerWidth];"
+
+
+def test_index_page_shows_missing_and_stale_layers(
+    viewer: Viewer, service: ProjectServer, data_root: Path, artifacts: Path
+) -> None:
+    """A stale layer (failed re-run beside an older output) and a layer left out (its output
+    missing after a failed first run), on the page as a browser shows it, also at phone
+    width. The tree is put back afterwards."""
+    from cryoet_ng.catalogue import Catalogue
+    from cryoet_ng.failures import FailureRecord, write_failure
+    from cryoet_ng.layout import Layout, failure_path, summary_path
+    from tools.browser.chromium import WINDOW_SIZE
+
+    catalogue = Catalogue.scan(data_root)
+    layout = Layout(data_root)
+
+    def output(dataset: str, run: str, object_name: str) -> Path:
+        found = catalogue.run(dataset, run)
+        assert found is not None
+        annotation = next(a for a in found.annotations if a.object_name == object_name)
+        return layout.annotation_output(found, annotation, "Point")
+
+    stale, gone = (
+        output("10000", "TS_026", "cytosolic ribosome"),
+        output("10001", "TS_100", "nucleosome"),
+    )
+    aside = gone.with_name(".aside-" + gone.name)
+    records = [failure_path(summary_path(stale)), failure_path(summary_path(gone))]
+    gone.rename(aside)
+    write_failure(records[0], FailureRecord("a", "10000/TS_026/x.ndjson", "bad rotation", 5))
+    write_failure(records[1], FailureRecord("b", "10001/TS_100/y.ndjson", "not JSON", 9))
+    try:
+        deadline, text = time.monotonic() + 20, ""
+        while "stale" not in text and time.monotonic() < deadline:
+            time.sleep(0.5)  # the state service re-checks its inputs every second
+            viewer.get(service.url("/"))
+            text = viewer.js("return document.body.innerText;")
+        assert "10000/TS_026/x.ndjson line 5: bad rotation" in text
+        assert "stale: the last precompute of its input failed" in text
+        left = viewer.js(
+            "return Array.from(document.querySelectorAll('li.left-out')).map(e => e.innerText);"
+        )
+        [failed] = [x for x in left if x.startswith("101 nucleosome")]
+        assert "failed" in failed and "10001/TS_100/y.ndjson line 9: not JSON" in failed
+        viewer.driver.save_screenshot(str(artifacts / "index-stale-missing.png"))
+        viewer.driver.set_window_size(390, 844)  # a phone
+        viewer.get(service.url("/"))
+        scroll_width, inner_width = viewer.js(_PAGE_WIDTH_JS)
+        viewer.driver.save_screenshot(str(artifacts / "index-phone.png"))
+        assert scroll_width <= inner_width, "the page scrolls sideways at phone width"
+    finally:
+        viewer.driver.set_window_size(*WINDOW_SIZE)
+        for record in records:
+            record.unlink(missing_ok=True)
+        aside.rename(gone)

@@ -38,7 +38,7 @@ from test_ngstate_tree import Ann, Tree, assert_roundtrip
 from cryoet_ng.catalogue import POINT_SHAPES, Annotation, AnnotationFile
 from cryoet_ng.config import SelectionConfig
 from ngstate import build_state
-from ngstate.candidates import Candidate, _unique_names
+from ngstate.candidates import Candidate, _unique_names, layer_name
 from ngstate.selection import select
 
 CORPUS = Path(__file__).parent / "data" / "curator_choices.json"
@@ -127,7 +127,11 @@ def agreement(tmp_path: Path, policy: str = "auto") -> tuple[float, dict[str, tu
         )
     built = build_state(tree.build(), "10000", "TS_026", None, tree.options(policy=policy))
     assert_roundtrip(built.state)
-    chosen = {d.layer.split(" ", 1)[1].rsplit(" ", 1)[0]: d.visible for d in built.decisions[1:]}
+    decisions = built.decisions[1:]  # after the tomogram's, in the candidates' order
+    chosen = {
+        c.annotation.object_name: d.visible
+        for c, d in zip(built.candidates, decisions, strict=True)
+    }
     table = {name: (chosen[name], flag) for name, _, _, flag, _ in PORTAL_10000}
     agree = sum(auto == flag for auto, flag in table.values()) / len(table)
     return agree, table
@@ -209,7 +213,7 @@ def corpus_candidates(dataset: dict) -> tuple[list[Candidate], list[bool]]:
         for file, row in zip(files, rows, strict=True):
             kind = {"Point": "point", "InstanceSegmentation": "point"}.get(file.shape)
             kind = kind or ("orientedpoint" if file.shape == "OrientedPoint" else "segmentation")
-            name = f"{ann_id} {obj['name']} {kind}"
+            name = layer_name(ann)
             note = "no summary; decided from metadata only"
             cands.append(Candidate(name, ann, file, kind, Path("/absent"), None, note, frozenset()))
             flags.append(row["is_visualization_default"])
@@ -293,14 +297,15 @@ def test_corpus_explanations_name_rule_and_layers() -> None:
     by_id = {d["dataset"]: d for d in corpus()}
     cands, _ = corpus_candidates(by_id["10000"])
     decisions = {d.layer: d for d in select(cands, NO_CAP)}
-    cyto = decisions["102 cytoplasm segmentation"]
+    cyto = decisions["102 cytoplasm · ground truth · hybrid"]
     assert not cyto.visible and "container prior" in cyto.reason and cyto.rule == "occludes"
-    assert "101 cytosolic ribosome point" in cyto.others
-    membrane = decisions["114 membrane segmentation"]
+    assert "101 cytosolic ribosome · ground truth · hybrid" in cyto.others
+    membrane = decisions["114 membrane · ground truth · hybrid"]
     assert not membrane.visible and membrane.rule == "duplicate"
-    assert membrane.others == ("107 nuclear envelope segmentation",)
+    assert membrane.others == ("107 nuclear envelope · ground truth · hybrid",)
     assert "nuclear envelope" in membrane.reason
     cands, _ = corpus_candidates(by_id["10002"])
     prediction = select(cands, NO_CAP)[1]
-    assert not prediction.visible and prediction.others == ("100 actin filament segmentation",)
-    assert "ground truth 100 actin filament segmentation shown" in prediction.reason
+    truth = "100 actin filament · ground truth · manual"
+    assert not prediction.visible and prediction.others == (truth,)
+    assert f"{truth} shown" in prediction.reason

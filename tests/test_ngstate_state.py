@@ -53,11 +53,11 @@ def test_layers_sources_and_global_state(tmp_path: Path) -> None:
     assert_roundtrip(state)
     # Points first, then the tomogram, then masks (README: the restore-order bug).
     assert [layer["name"] for layer in state["layers"]] == [
-        "101 cytosolic ribosome point",
-        "102 ribosome orientedpoint",
-        "103 membrane point",
+        "101 cytosolic ribosome · ground truth · manual",
+        "102 ribosome · prediction · manual",
+        "103 membrane · prediction · manual",
         "TS_026",
-        "104 vesicle instancesegmentation",
+        "104 vesicle · prediction · manual",
     ]
     layers = layers_by_name(state)
     image = layers["TS_026"]
@@ -77,15 +77,16 @@ def test_layers_sources_and_global_state(tmp_path: Path) -> None:
     assert (image["volumeRenderingGain"], image["volumeRenderingDepthSamples"]) == (-1.5, 128)
     assert (image["tab"], image["codeVisible"]) == ("rendering", False)
     prefix = f"precomputed://{DATA_URL}/10000/TS_026/Reconstructions/VoxelSpacing13.480/NeuroglancerPrecompute/"
-    ribosome = layers["101 cytosolic ribosome point"]
+    ribosome = layers["101 cytosolic ribosome · ground truth · manual"]
     assert ribosome["source"]["url"] == prefix + "101-cytosolic_ribosome-1.0_point"
     assert ribosome["source"]["subsources"] == {"default": True}
     assert "setPointMarkerSize" in ribosome["shader"] and "defaultColor()" in ribosome["shader"]
     # No ontology id, no metadata diameter: the configured fallback, 10 nm.
     assert "diameter_nm slider(min=1, max=100, step=0.5, default=10.0)" in ribosome["shader"]
-    assert "prop_line_color()" in layers["102 ribosome orientedpoint"]["shader"]
-    assert "prop_color()" in layers["103 membrane point"]["shader"]  # per-instance colours
-    seg = layers["104 vesicle instancesegmentation"]
+    assert "prop_line_color()" in layers["102 ribosome · prediction · manual"]["shader"]
+    # Instance points: per-instance colours.
+    assert "prop_color()" in layers["103 membrane · prediction · manual"]["shader"]
+    seg = layers["104 vesicle · prediction · manual"]
     assert seg["segments"] == ["1", "2", "9"]
     assert seg["segmentColors"] == {str(n): instance_colour(n) for n in (1, 2, 9)}
     assert seg["source"]["subsources"] == {"default": True, "mesh": True, "properties": True}
@@ -142,10 +143,10 @@ def test_particle_diameter_metadata_then_table_then_fallback(tmp_path: Path) -> 
         if layer["type"] == "annotation"
     }
     assert defaults == {
-        "101 ribosome point": 30.0,
-        "102 nucleosome point": 11.0,
-        "103 mystery complex point": 10.0,
-        "104 ribosome point": 21.6,
+        "101 ribosome · prediction · manual": 30.0,
+        "102 nucleosome · prediction · manual": 11.0,
+        "103 mystery complex · prediction · manual": 10.0,
+        "104 ribosome · prediction · manual": 21.6,
     }
     # The shader converts nm to the annotation's voxels (13.48 Å).
     assert "const float UNITS_PER_NM = 0.74184;" in built.state["layers"][0]["shader"]
@@ -173,18 +174,17 @@ def test_mask_enclosing_shown_points_gets_a_see_through_mesh(tmp_path: Path) -> 
     )
     built = build_state(tree.build(), "10000", "TS_026", None, tree.options())
     layers = layers_by_name(built.state)
-    assert (
-        layers["101 ribosome point"]["visible"] and layers["102 membrane segmentation"]["visible"]
-    )
-    assert layers["102 membrane segmentation"]["objectAlpha"] == pytest.approx(0.3)
-    assert layers["103 far blob segmentation"]["objectAlpha"] == 1.0
+    assert layers["101 ribosome · ground truth · manual"]["visible"]
+    assert layers["102 membrane · prediction · manual"]["visible"]
+    assert layers["102 membrane · prediction · manual"]["objectAlpha"] == pytest.approx(0.3)
+    assert layers["103 far blob · prediction · manual"]["objectAlpha"] == 1.0
 
 
 def test_binned_annotation_lands_on_tomogram_voxels(tmp_path: Path) -> None:
     tree = Tree(tmp_path).add(Ann("101", "ribosome", spacing=2 * 13.48, summary=None))
     built = build_state(tree.build(), "10000", "TS_026", None, tree.options())
     assert_roundtrip(built.state)
-    source = layers_by_name(built.state)["101 ribosome point"]["source"]
+    source = layers_by_name(built.state)["101 ribosome · prediction · manual"]["source"]
     assert "VoxelSpacing26.960" in source["url"]
     transform = source["transform"]
     assert transform["outputDimensions"] == built.state["dimensions"]
@@ -207,12 +207,13 @@ def test_missing_inputs_are_reported_not_fatal(tmp_path: Path) -> None:
     )
     built = build_state(tree.build(), "10000", "TS_026", None, tree.options())
     assert_roundtrip(built.state)
-    assert [layer["name"] for layer in built.state["layers"]] == ["102 vesicle segmentation"]
+    vesicle = "102 vesicle · prediction · manual"
+    assert [layer["name"] for layer in built.state["layers"]] == [vesicle]
     assert "selectedLayer" not in built.state
     text = "\n".join(built.messages)
     assert "no OME-Zarr" in text and "101 (cytosolic ribosome) Point" in text and "missing" in text
     decision = built.explanation()["layers"][0]
-    assert decision["name"] == "102 vesicle segmentation" and "no summary" in decision["reason"]
+    assert decision["name"] == vesicle and "no summary" in decision["reason"]
 
 
 def test_no_statistics_leaves_contrast_to_neuroglancer(tmp_path: Path) -> None:
@@ -341,20 +342,30 @@ def test_cli_state_json_and_explain(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert image["source"]["url"].startswith("zarr://http://127.0.0.1:8000/data/10000/")
     assert cli.main([*args, "--explain"]) == 0
     out = capsys.readouterr().out
-    assert "101 cytosolic ribosome point" in out and "shown: ground truth" in out
+    assert "101 cytosolic ribosome · ground truth · manual" in out and "shown: ground truth" in out
 
 
 def test_cli_unknown_run_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tree = Tree(tmp_path)
     tree.build()
     assert cli.main(["state", str(tree.data), "10000", "nope"]) != 0
-    assert "unknown run 'nope'" in capsys.readouterr().err
+    assert "unknown run nope in dataset 10000 (known: TS_026)" in capsys.readouterr().err
 
 
 def test_cli_export_states(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tree = _basic(Tree(tmp_path))
     tree.build()
-    assert cli.main(["export-states", str(tree.data), "--out", str(tree.out)]) == 0
+    base = ["export-states", str(tree.data), "--out", str(tree.out)]
+    # Without data_url the files would point at this machine: refused unless asked for.
+    assert cli.main(base) == 2
+    assert "data_url is not set" in capsys.readouterr().err
+    assert not list(tree.out.rglob("*-neuroglancer_config.json"))
+    assert cli.main([*base, "--data-url", "https://files.example.org/"]) == 0
+    files = list(tree.out.rglob("*-neuroglancer_config.json"))
+    image = layers_by_name(json.loads(files[0].read_text()))["TS_026"]
+    assert image["source"]["url"].startswith("zarr://https://files.example.org/10000/")
+    capsys.readouterr()
+    assert cli.main([*base, "--local-urls"]) == 0
     files = list(tree.out.rglob("*-neuroglancer_config.json"))
     assert [f.name for f in files] == ["100-neuroglancer_config.json"]
     assert "NeuroglancerPrecompute" in str(files[0])

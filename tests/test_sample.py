@@ -190,6 +190,10 @@ def test_curator_visibility_flags(sample_root: Path, sample_manifest: SampleMani
     assert flags[(13.48, "104", "SegmentationMask")] is False  # cytoplasm container
     assert flags[(13.48, "105", "SegmentationMask")] is True  # membrane
     assert flags[(13.48, "106", "InstanceSegmentationMask")] is True  # vesicles
+    # TS_100 is a run nobody curated: every flag false, the ingestion default.
+    for ann in sample_manifest.annotations_of("10001", "TS_100"):
+        meta = _read_json(sample_root / ann.metadata_path)
+        assert [entry["is_visualization_default"] for entry in meta["files"]] == [False]
 
 
 # --- volumes ------------------------------------------------------------------------------

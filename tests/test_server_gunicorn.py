@@ -1,7 +1,10 @@
 """The production command line, for real: gunicorn on a free loopback port, over HTTP.
 
     CRYOET_NG_CONFIG=site.yaml gunicorn -c python:server.gunicorn_conf \\
-        --bind 127.0.0.1:PORT server.wsgi:app
+        --bind 127.0.0.1:PORT server.asgi:app
+
+including clients that try to stall it: idle connections, dripped headers, slow bodies,
+slow readers and open event streams, next to which ``/healthz`` must still answer within 1 s.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from pathlib import Path
 import pytest
 from server_support import DATASET, RUN, SHARD_BYTES, TreeFactory
 
+from cryoet_ng.config import load_config
+
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 SECRET = "gunicorn test secret"
 MAX_BODY = 20_000
@@ -34,12 +39,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(app_spec: str, config_file: Path, workers: int = 2) -> Iterator[str]:
+def gunicorn(
+    app_spec: str, config_file: Path, workers: int = 2, extra: tuple[str, ...] = ()
+) -> Iterator[str]:
     """Run gunicorn with the project's settings; yield its base URL; stop it."""
     port = free_port()
     command = [str(GUNICORN), "-c", "python:server.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
     # Short graceful timeout: shutdown need not wait for the client event streams we opened.
-    command += ["--workers", str(workers), "--graceful-timeout", "3", app_spec]
+    command += ["--workers", str(workers), "--graceful-timeout", "3", *extra, app_spec]
     env = dict(os.environ, CRYOET_NG_CONFIG=str(config_file))
     log = config_file.with_suffix(f".{port}.log")
     with log.open("wb") as out:
@@ -81,7 +88,7 @@ def site(make_server_tree: TreeFactory, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="module")
 def base_url(site: Path) -> Iterator[str]:
-    with gunicorn("server.wsgi:app", site) as url:
+    with gunicorn("server.asgi:app", site) as url:
         yield url
 
 
@@ -99,8 +106,10 @@ def test_healthz(base_url: str) -> None:
     assert json.loads(response.read()) == {"status": "ok"}
 
 
-def test_factory_form(site: Path) -> None:
-    with gunicorn("server:create_app()", site, workers=1) as url:
+def test_wsgi_factory_form(site: Path) -> None:
+    """The plain WSGI app (here its factory form) still runs on threaded workers."""
+    extra = ("--worker-class", "gthread")
+    with gunicorn("server:create_app()", site, workers=1, extra=extra) as url:
         assert json.loads(request(url, "GET", "/healthz").read()) == {"status": "ok"}
 
 
@@ -182,3 +191,116 @@ def test_event_streams_do_not_block_other_requests(base_url: str) -> None:
         started = time.monotonic()
         assert request(base_url, "GET", "/healthz").status == 200
         assert time.monotonic() - started < 2.0
+
+
+def connect(base_url: str) -> socket.socket:
+    host, port = base_url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def timed_get(base_url: str, path: str) -> tuple[int, float]:
+    started = time.monotonic()
+    response = request(base_url, "GET", path)
+    response.read()
+    return response.status, time.monotonic() - started
+
+
+def main_bundle_name() -> str:
+    from server.services import neuroglancer_client_dir
+
+    return next(neuroglancer_client_dir().glob("main.*.js")).name
+
+
+def test_large_answer_arrives_whole(base_url: str, site: Path) -> None:
+    """An answer of several batches of the front's pool (the 1.2 MB client bundle) arrives
+    whole, with the length it announces, as Flask produces it."""
+    from server.app import create_app
+    from server.front import BATCH_BYTES
+
+    path = f"/v/main/{main_bundle_name()}"
+    response = request(base_url, "GET", path)
+    body = response.read()
+    assert response.status == 200
+    assert len(body) == int(response.getheader("Content-Length")) > 3 * BATCH_BYTES
+    config = load_config(site)
+    assert body == create_app(config).test_client().get(path).data
+
+
+def test_slow_and_idle_clients_do_not_stall_others(base_url: str) -> None:
+    """64 idle connections, 64 dripping their headers, 64 kept-alive idle ones, 64 event
+    streams, 16 slow bodies and 16 readers that read nothing: /healthz still within 1 s."""
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    with ExitStack() as stack:
+
+        def opened() -> socket.socket:
+            sock = connect(base_url)
+            stack.callback(sock.close)
+            return sock
+
+        idle = [opened() for _ in range(64)]
+        dripping = [opened() for _ in range(64)]
+        for sock in dripping:
+            sock.sendall(head)
+        for _ in range(64):
+            kept = opened()
+            kept.sendall(head + b"\r\n")
+            assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+        for _ in range(64):
+            opened().sendall(b"GET /events/main HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(16):
+            post = b"POST /states HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            opened().sendall(post + b"Content-Length: 1000\r\n\r\n{")
+        bundle = f"GET /v/main/{main_bundle_name()} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        for _ in range(16):  # large answers (1.2 MB each) nobody reads
+            sock = opened()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(bundle * 8)
+        assert len(idle) == 64
+        for round_ in range(3):
+            for sock in dripping:  # one more header line each: still no complete head
+                sock.sendall(b"X-Slow: %d\r\n" % round_)
+            status, seconds = timed_get(base_url, "/healthz")
+            assert status == 200 and seconds < 1.0, seconds
+            status, seconds = timed_get(base_url, f"/state/{DATASET}/{RUN}.json")
+            assert status == 200 and seconds < 1.0, seconds
+            time.sleep(0.3)
+
+
+def test_idle_and_dripping_connections_are_closed(base_url: str) -> None:
+    from server.gunicorn_worker import HEAD_SECONDS
+
+    idle = connect(base_url)
+    dripping = connect(base_url)
+    started = time.monotonic()
+    try:
+        dripping.sendall(b"GET /healthz HTTP/1.1\r\n")
+        dripping.settimeout(0.5)
+        closed = None
+        while closed is None and time.monotonic() - started < HEAD_SECONDS + 5:
+            try:
+                if dripping.recv(100) == b"":
+                    closed = time.monotonic() - started
+            except TimeoutError:
+                dripping.sendall(b"X: y\r\n")
+        idle.settimeout(5)
+        assert idle.recv(100) == b""  # closed by then too
+        assert closed is not None and HEAD_SECONDS - 1 <= closed <= HEAD_SECONDS + 5, closed
+    finally:
+        idle.close()
+        dripping.close()
+
+
+def test_slow_body_is_answered_after_it_arrives(base_url: str) -> None:
+    """A body sent in pieces is read by the loop, then handed to Flask whole."""
+    body = json.dumps({"layers": [], "position": [4, 5, 6]}).encode()
+    sock = connect(base_url)
+    try:
+        head = b"POST /states HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 7):
+            sock.sendall(body[i : i + 7])
+            time.sleep(0.05)
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
+    finally:
+        sock.close()

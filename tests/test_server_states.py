@@ -148,6 +148,13 @@ def test_postgres_store_reconnects(app: Flask, states_db: str) -> None:
         "{}",
         '{"layers": 5}',
         '{"layers": [], "position": NaN}',
+        '{"layers": [], "position": Infinity}',
+        '{"layers": [], "crossSectionScale": -Infinity}',
+        '{"layers": [], "position": [1e999, 0, 0]}',
+        '{"layers": [], "projectionScale": -1E400}',
+        '{"layers": [], "title": "\\ud800"}',
+        '{"layers": [], "\\udfff": 1}',
+        '{"layers": [], "title": "a\\udc00b\\ud83d"}',
         '{"layers": [{"name": "a", "type": "no-such-type"}]}',
         '{"layers": [{"name": "a", "type": "image", "source": 5}]}',
         '{"layers": [], "dimensions": "x"}',
@@ -161,6 +168,21 @@ def test_invalid_states_are_400(client: FlaskClient, body: str | bytes) -> None:
     response = post(client, body)
     assert response.status_code == 400, response.json
     assert response.json["status"] == 400 and response.json["message"]
+
+
+def test_stored_states_are_strict_json(client: FlaskClient) -> None:
+    """A surrogate pair and huge but finite numbers are fine, and come back as strict JSON."""
+    body = '{"layers": [], "title": "\\ud83d\\ude00 \u00e9", "projectionScale": 1.5e308}'
+    response = post(client, body)
+    assert response.status_code == 201, response.json
+    saved = client.get(f"/states/{response.json['id']}").data
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in a served state")
+
+    state = json.loads(saved.decode("utf-8", errors="strict"), parse_constant=refuse)
+    assert state["title"] == "\U0001f600 \u00e9"
+    assert state["projectionScale"] == 1.5e308
 
 
 @pytest.mark.parametrize("bad", ["short", "A" * 32, "a" * 31, "a" * 33, "0" * 32, "a" * 31 + "!"])

@@ -203,7 +203,8 @@ def test_index_lists_runs_links_and_decisions(client: FlaskClient) -> None:
     for decision in explanation["layers"][1:]:
         assert decision["name"] in page
     assert "cytosolic ribosome" in page
-    assert "ground truth" in page and "automated prediction" in page
+    assert '<td data-label="Ground truth / prediction">prediction</td>' in page
+    assert "ground truth" in page
     assert 'class="visible"' in page and 'class="hidden"' in page
 
 

@@ -1,8 +1,9 @@
 """The annotations of each sample run, derived from the scene, with curator-style flags.
 
-Visibility flags follow what a curator sets in a dataset YAML (spec section 5, dataset
-10000): ground-truth picks on, a prediction of the same object off, the cytoplasm
-container off (it would cover the picks), membranes and vesicles on.
+Visibility flags of TS_026 follow what a curator sets in a dataset YAML (spec section 5,
+dataset 10000): ground-truth picks on, a prediction of the same object off, the cytoplasm
+container off (it would cover the picks), membranes and vesicles on. TS_100 is a run nobody
+curated: every flag is false, the portal ingestion's default (ngstate's uncurated rule).
 """
 
 from __future__ import annotations
@@ -221,13 +222,14 @@ def binned_annotations(scene: Scene) -> list[AnnotationSpec]:
 
 
 def crowded_annotations(scene: Scene, crowd: np.ndarray) -> list[AnnotationSpec]:
-    """TS_100: ground-truth ribosomes and a huge automated prediction of small particles."""
+    """TS_100: ground-truth ribosomes and a huge automated prediction of small particles,
+    uncurated (every flag false, as the portal's ingestion writes when nobody chose)."""
     return [
         _manual(
             RIBOSOME,
             "cytosolic-ribosome-1",
             "manual picking in IMOD",
-            Source("Point", True, points=scene.ribosomes.astype(np.float64)),
+            Source("Point", False, points=scene.ribosomes.astype(np.float64)),
         ),
         AnnotationSpec(
             obj=NUCLEOSOME,
@@ -239,6 +241,6 @@ def crowded_annotations(scene: Scene, crowd: np.ndarray) -> list[AnnotationSpec]
             software="pytom-match-pick",
             deposition_id=COMMUNITY_DEPOSITION,
             authors=COMMUNITY_AUTHORS,
-            sources=(Source("Point", True, points=crowd.astype(np.float64)),),
+            sources=(Source("Point", False, points=crowd.astype(np.float64)),),
         ),
     ]

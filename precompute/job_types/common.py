@@ -7,11 +7,25 @@ from typing import Any
 
 from cryoet_ng.config import Config
 
+# How a batch runs and how much memory it uses, never what it writes: left out of every
+# fingerprint, so changing one redoes nothing.
+EXECUTION_KEYS = (
+    "workers",
+    "volume_brick",
+    "points_in_memory",
+    "job_timeout",
+    "start_timeout",
+    "in_process_bytes",
+    "progress_seconds",
+    "lock_wait",
+)
+
 
 def precompute_options(config: Config) -> dict[str, Any]:
-    """``precompute.*`` without parallelism and memory budgets: they never change the bytes
-    (tests compare outputs across brick sizes and the in-memory and on-disk point paths)."""
+    """``precompute.*`` without the execution keys: parallelism, memory budgets, timeouts,
+    progress and locking never change the bytes (tests compare outputs across brick sizes
+    and the in-memory and on-disk point paths)."""
     options = dataclasses.asdict(config.precompute)
-    for key in ("workers", "volume_brick", "points_in_memory"):
+    for key in EXECUTION_KEYS:
         options.pop(key, None)
     return options

@@ -151,6 +151,9 @@ class Rejected(Exception):
 
 
 def _table_columns(table: pa.Table, shape: str) -> _Columns:
+    # pyarrow's JSON reader does not check that strings are UTF-8; a full validation of
+    # the one string column read raises ArrowInvalid, so the line scan names the line.
+    table.column("type").validate(full=True)
     n = table.num_rows
     bad: list[tuple[int, str]] = []
     location = table.column("location").combine_chunks()

@@ -9,6 +9,7 @@ summary (the runner writes it). Files beyond the memory budget go through :mod:`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +54,7 @@ def convert_records(
     with ThreadPoolExecutor(max_workers=1) as pool:
         seed = pool.submit(seed_of, records)
         summary_future = pool.submit(_summary, job, records, options)
-        annotations = annotations_for(job, records, style)
+        annotations = described(annotations_for(job, records, style), job)
         with atomic_directory(job.output) as tmp:
             written = write_layer(tmp, annotations, options, scale, seed.result())
         summary = summary_future.result()
@@ -91,6 +92,20 @@ def annotations_for(job: AnnotationJob, records: Records, style: LayerStyle) -> 
     return encode.point_annotations(
         records.xyz, records.index, records.index, names, diameter, colours, records.instance_id
     )
+
+
+def described(annotations: Annotations, job: AnnotationJob) -> Annotations:
+    """The ``name`` property carries the annotation's description (status, method, authors,
+    deposition): Neuroglancer shows a property's description with a selected annotation's
+    values."""
+    if job.about is None:
+        return annotations
+    text = job.about.describe()
+    properties = [
+        dict(spec, description=text) if spec["id"] == "name" else spec
+        for spec in annotations.properties
+    ]
+    return dataclasses.replace(annotations, properties=properties)
 
 
 def seed_of(records: Records) -> int:

@@ -5,7 +5,7 @@
     info                  neuroglancer_multiscale_volume, uint32, compressed_segmentation
     <scale key>/          one folder per scale (sharded above options.shard_min_voxels)
     mesh/                 neuroglancer_multilod_draco, sharded
-    segment_properties/   inline "label" strings
+    segment_properties/   inline labels, and the annotation's description, tags, authors
 
 and returns the summary (kind ``"segmentation"``; the runner writes it beside the folder).
 """
@@ -45,7 +45,8 @@ def convert(job: AnnotationJob, options: PrecomputeConfig) -> Summary:
         labels = list(stats.labels)
         mesh_options = MeshOptions(num_lods=options.mesh_lods, workers=options.workers)
         write_meshes(tmp, scales, labels, mesh_options, stats.content_box())
-        write_segment_properties(tmp, job.object_name, labels, job.shape == INSTANCE_SHAPE)
+        instance = job.shape == INSTANCE_SHAPE
+        write_segment_properties(tmp, job.object_name, labels, instance, job.about)
     return _summary(job, source, stats, scales, extent)
 
 

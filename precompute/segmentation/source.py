@@ -19,6 +19,7 @@ import tensorstore as ts
 
 from cryoet_ng.config import PrecomputeConfig
 from cryoet_ng.store import TreePath, kvstore_spec
+from cryoet_ng.vectors import triple
 from precompute.errors import InputError
 
 UINT32_MAX = 2**32 - 1
@@ -47,8 +48,8 @@ class MaskSource:
         picks = [
             _nearest(o, n)[s] for o, n, s in zip(self.shape, self.native_shape, box, strict=True)
         ]
-        native = tuple(slice(int(p[0]), int(p[-1]) + 1) for p in picks)
-        raw = self._read_native(native)  # type: ignore[arg-type]
+        native = triple(slice(int(p[0]), int(p[-1]) + 1) for p in picks)
+        raw = self._read_native(native)
         z, y, x = (p - p[0] for p in picks)
         return self._labels(raw[z][:, y][:, :, x])
 

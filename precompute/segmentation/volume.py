@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import tensorstore as ts
 
+from cryoet_ng.vectors import triple
+
 CHUNK = 64  # voxels per chunk edge: Neuroglancer's usual 2-D/3-D view granularity
 TOP = 64  # stop adding scales once every dimension is at most this
 MIN_HALVED = 32  # an axis of this size or less is no longer halved (anisotropic levels)
@@ -59,17 +61,17 @@ def plan_scales(
     factor = (1, 1, 1)
     size = size_xyz
     while True:
-        res = tuple(resolution_nm * f for f in factor)
-        chunk = tuple(min(CHUNK, n) for n in size)
+        res = triple(resolution_nm * f for f in factor)
+        chunk = triple(min(CHUNK, n) for n in size)
         voxels = math.prod(size)
         sharding = shard_spec(size, chunk) if voxels > shard_min_voxels else None
         key = "_".join(_fmt(r) for r in res)
-        scales.append(Scale(key, factor, size, res, chunk, sharding))  # type: ignore[arg-type]
+        scales.append(Scale(key, factor, size, res, chunk, sharding))
         if max(size) <= TOP:
             return scales
         step = tuple(2 if n > MIN_HALVED else 1 for n in size)
-        factor = tuple(f * s for f, s in zip(factor, step, strict=True))  # type: ignore[assignment]
-        size = tuple(-(-n // s) for n, s in zip(size, step, strict=True))  # type: ignore[assignment]
+        factor = triple(f * s for f, s in zip(factor, step, strict=True))
+        size = triple(-(-n // s) for n, s in zip(size, step, strict=True))
 
 
 def shard_spec(size: tuple[int, ...], chunk: tuple[int, ...]) -> dict[str, Any]:

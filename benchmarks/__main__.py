@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-ALL = ("annotations", "segmentation", "meshes", "state", "serve", "batch", "scale")
+ALL = ("annotations", "segmentation", "meshes", "state", "serve", "batch", "scale", "render")
 
 
 def main(argv: list[str]) -> int:

@@ -60,6 +60,12 @@ class ServerConfig:
         "needs none.",
     )
     viewer_token: str = _doc("main", "Token of the self-hosted client path /v/<token>/.")
+    state_delivery: Literal["url", "inline"] = _doc(
+        "url",
+        "How View Tomogram hands the state to the viewer: url (#!<state JSON URL>, fetched by "
+        "the viewer; keeps an unpatched Neuroglancer from dropping layers, see README) or "
+        "inline (#!<URL-encoded JSON>).",
+    )
 
 
 @dataclass(frozen=True)
@@ -69,16 +75,61 @@ class LayerStyle:
     oriented_line_factor: float = _doc(
         1.5, "Oriented points: line length = factor x particle diameter."
     )
-    default_diameter_voxels: float = _doc(
-        10.0, "Point diameter in voxels when the metadata gives none."
+    default_diameter_voxels: float | None = _doc(
+        None,
+        "Legacy fallback particle diameter in voxels (at the annotation's spacing); null = "
+        "use default_diameter_nm. The full rule is in cryoet_ng/particles.py.",
     )
-    image_gain: float = _doc(-7.8, "The tomogram layer's volumeRenderingGain.")
+    image_gain: float = _doc(
+        -1.5,
+        "The tomogram layer's volumeRenderingGain (exp(gain) scales opacity); -1.5 suits the "
+        "inverted 3-D range of precompute/tomogram.py (the portal's -7.8 left the demo nearly "
+        "transparent).",
+    )
     mesh_render_scale: float = _doc(2.0, "Segmentation layers' meshRenderScale (level of detail).")
     oriented_mesh_render_scale: float = _doc(
         4.0, "Particle-model layers' meshRenderScale (the portal's: coarser, many models)."
     )
     layout: str = _doc("4panel", "Neuroglancer layout.")
     gpu_memory_limit: int = _doc(1_500_000_000, "Neuroglancer GPU memory limit, bytes.")
+    default_diameter_nm: float = _doc(
+        10.0,
+        "Particle diameter when neither the metadata nor the table of cryoet_ng/particles.py "
+        "has one, nm.",
+    )
+    oriented_line_width: float = _doc(
+        2.0, "Oriented picks: axis line width in screen pixels (a shader slider)."
+    )
+    annotation_opacity: float = _doc(1.0, "Annotation markers' opacity (a shader slider).")
+    mask_opacity_2d: float = _doc(1.0, "Masks' opacity in the 2-D panels; 1.0 = opaque.")
+    mask_hover_highlight: bool = _doc(
+        False, "Highlight a mask's segment under the mouse (off, as the portal's viewer)."
+    )
+    enclosing_mesh_alpha: float = _doc(
+        0.3, "3-D alpha of a mask's mesh that encloses other shown layers."
+    )
+    enclosure_threshold: float = _doc(
+        0.5,
+        "Share of a shown layer's content inside a mask's filled outline for the mask to "
+        "count as enclosing it.",
+    )
+    volume_rendering: bool = _doc(False, "Tomogram volume rendering on at load.")
+    volume_rendering_depth_samples: int = _doc(128, "Volume rendering depth samples per ray.")
+    layer_order: Literal["points-first", "tomogram-first"] = _doc(
+        "points-first",
+        "Layer list order: picks first (shortest restore window in an unpatched client, see "
+        "README 'Neuroglancer restore-order bug'), or the tomogram first.",
+    )
+    title: str = _doc(
+        "{run} · dataset {dataset} · tomogram {tomogram}",
+        "Page title; {run}, {dataset}, {tomogram} are filled in.",
+    )
+    layer_side_panel: bool = _doc(
+        True, "The selected layer's side panel (left, under the layer list), on its Rendering tab."
+    )
+    position_palette: bool = _doc(
+        True, "The Position tool palette (the coordinate widgets the portal's viewer shows)."
+    )
 
 
 Policy = Literal["auto", "author", "auto+author"]
@@ -154,6 +205,11 @@ class PrecomputeConfig:
         5_000_000,
         "Point files with more records than this are sorted on disk in runs of this many, so "
         "memory stays bounded (same output bytes as in memory).",
+    )
+    contrast_clip_fraction: float = _doc(
+        0.01,
+        "Tomogram statistics: share of full-resolution voxels the 2-D contrast limits may clip "
+        "(split between both ends).",
     )
     job_timeout: float = _doc(
         3600.0,

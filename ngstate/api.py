@@ -14,10 +14,12 @@ from cryoet_ng.layout import AnyLayout, failure_path, layout_of
 from cryoet_ng.store import TreePath, public_url, relative_key
 from ngstate import colors, layers
 from ngstate.candidates import Candidate, LeftOut, gather, numeric_id
+from ngstate.compose import compose
+from ngstate.contrast import StatsProvider, tomogram_contrast
 from ngstate.curation import Curation, curation
 from ngstate.inputs import state_inputs
 from ngstate.selection import Context, Decision, select
-from ngstate.state import Camera, viewer_state
+from ngstate.state import Camera, Chrome, page_title, viewer_state
 from ngstate.summary_reader import SummaryReader
 
 
@@ -33,6 +35,8 @@ class StateOptions:
     out_url: str | None = None  # URL prefix of out_root when it differs; None = data_url
     style: LayerStyle = field(default_factory=LayerStyle)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    # Computes (and caches) tomogram statistics when the summary is missing; see contrast.py.
+    tomogram_stats: StatsProvider | None = None
 
     @classmethod
     def from_config(
@@ -111,14 +115,6 @@ def _url(prefix: str, relative: str) -> str:
     return f"{prefix}/{quote(relative.lstrip('/'), safe='/._-~')}"
 
 
-def _contrast(value: Any) -> layers.ContrastLimits | None:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    return layers.ContrastLimits(lo, hi) if hi > lo else None
-
-
 def _image(
     run: Run,
     tomogram: Tomogram,
@@ -146,20 +142,19 @@ def _image(
             f"tomogram {tomogram.id}: statistics stale: the last precompute failed "
             f"({failure.describe()})"
         )
-    stats = (summary.extra.get("stats") if summary is not None else None) or {}
-    contrast_2d = _contrast(stats.get("contrast_2d"))
-    contrast_3d = _contrast(stats.get("contrast_3d"))
-    if contrast_2d is None:
-        messages.append(
-            f"tomogram {tomogram.id}: no contrast statistics (precompute not run?); "
-            "contrast left to Neuroglancer's defaults"
-        )
+    stats = summary.extra.get("stats") if summary is not None else None
+    found, note = tomogram_contrast(stats, run, tomogram, options.tomogram_stats)
+    if note is not None:
+        messages.append(note)
+    style = options.style
     return layers.ImageLayerOptions(
         name=run.name,
         url="zarr://" + _url(options.data_url, tomogram.omezarr_relative),
-        contrast_2d=contrast_2d,
-        contrast_3d=contrast_3d or contrast_2d,
-        gain=options.style.image_gain,
+        contrast_2d=found.contrast_2d if found else None,
+        contrast_3d=found.contrast_3d if found else None,
+        gain=style.image_gain,
+        volume_rendering=style.volume_rendering,
+        depth_samples=style.volume_rendering_depth_samples,
     )
 
 
@@ -182,46 +177,9 @@ def _palette(cands: list[Candidate]) -> list[str]:
     ]
 
 
-def _annotation_layer(
-    c: Candidate, visible: bool, colour: str, tomogram: Tomogram, options: StateOptions
-) -> dict[str, Any]:
+def _source_url(c: Candidate, options: StateOptions) -> str:
     prefix = options.out_url or options.data_url
-    url = "precomputed://" + _url(prefix, relative_key(c.output, options.out_root))
-    transform = layers.source_transform(c.annotation.voxel_spacing, tomogram.voxel_spacing)
-    common: dict[str, Any] = {
-        "name": c.name,
-        "url": url,
-        "transform": transform,
-        "colour": colour,
-        "visible": visible,
-    }
-    if c.family == "volume" or c.is_mesh:
-        labels = c.labels
-        scale = options.style.mesh_render_scale
-        if c.layer_type == "orientedmesh":
-            scale = options.style.oriented_mesh_render_scale
-        return layers.segmentation_layer(
-            layers.SegmentationLayerOptions(
-                **common,
-                segments=labels,
-                # One label: the layer's colour; several: a stable colour per label.
-                segment_colours=(
-                    colors.label_colours(colour, labels)
-                    if len(labels) > 1
-                    else {str(label): colour for label in labels}
-                ),
-                mesh_render_scale=scale,
-            )
-        )
-    return layers.annotation_layer(
-        layers.AnnotationLayerOptions(
-            **common,
-            geometry="line" if c.shape == "OrientedPoint" else "point",
-            properties=c.properties,
-            per_instance_colour=c.shape == "InstanceSegmentation",
-            default_size=options.style.default_diameter_voxels,
-        )
-    )
+    return "precomputed://" + _url(prefix, relative_key(c.output, options.out_root))
 
 
 def build_state(
@@ -249,9 +207,15 @@ def build_state(
     messages.extend(gathered.messages)
     decisions = select(cands, options.selection, context)
     palette = _palette(cands)
-    layer_json = [layers.image_layer(image)] if image is not None else []
-    for c, d, colour in zip(cands, decisions, palette, strict=True):
-        layer_json.append(_annotation_layer(c, d.visible, colour, tomogram, options))
+    composed = compose(
+        layers.image_layer(image) if image is not None else None,
+        cands,
+        decisions,
+        palette,
+        tomogram,
+        [_source_url(c, options) for c in cands],
+        options.style,
+    )
     if image is not None:
         image_decision = Decision(image.name, True, "shown: the tomogram itself", rule="image")
         decisions = [image_decision, *decisions]
@@ -260,9 +224,13 @@ def build_state(
     state = viewer_state(
         tomogram.voxel_spacing,
         Camera(tomogram.size_xyz),
-        layer_json,
+        composed.layers,
         image.name if image is not None else None,
         options.style,
+        Chrome(
+            title=page_title(options.style.title, run.name, dataset_id, tomogram.id),
+            cross_section_depth=composed.cross_section_depth,
+        ),
     )
     return BuiltState(state, decisions, messages, tomogram.id, cands, gathered.left_out, chosen_by)
 

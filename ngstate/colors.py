@@ -15,6 +15,11 @@ own identity, except for one deterministic collision rule:
 So adding an annotation (portal ids only grow) never changes the colour of an existing
 layer, and removing one can only move layers that had stepped aside for it. Beyond
 ``len(PALETTE)`` layers colours repeat (their preferred slot is kept).
+
+Instance labels (the segments of a multi-label mask, the instances of instance picks) are
+coloured by label value from one shared palette, ``cryoet_ng/instance_colours.py``, so a
+mask's label n and the picks of instance n match; :func:`instance_label_colours` gives a
+mask layer's ``segmentColors``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from cryoet_ng.instance_colours import instance_colour
 
 # 12 hues x 2 tones (vivid, light). Lightness is kept high so every colour stays readable
 # over a black cross-section; pure blue (hue 240) is lightened for the same reason.
@@ -121,18 +128,6 @@ def _assign(keys: tuple[ColourKey, ...], palette: tuple[str, ...]) -> tuple[str,
     return tuple(palette[s] for s in slots)
 
 
-def label_colours(base: str, labels: Sequence[int]) -> dict[str, str]:
-    """Per-label colours of a multi-label mask, stable per label value.
-
-    Hue walks from the layer's own hue by the golden angle per label value, so label 7
-    has the same colour whichever other labels are present.
-    """
-    r, g, b = (int(base[i : i + 2], 16) / 255 for i in (1, 3, 5))
-    hue, _, _ = colorsys.rgb_to_hsv(r, g, b)
-    out = {}
-    for label in labels:
-        h = (hue + 0.381966 * int(label)) % 1.0
-        sat = 0.45 if int(label) % 2 else 0.75
-        rr, gg, bb = colorsys.hsv_to_rgb(h, sat, 1.0)
-        out[str(int(label))] = f"#{round(rr * 255):02x}{round(gg * 255):02x}{round(bb * 255):02x}"
-    return out
+def instance_label_colours(labels: Sequence[int]) -> dict[str, str]:
+    """``segmentColors`` of a multi-label mask: each label's colour in the instance palette."""
+    return {str(int(label)): instance_colour(int(label)) for label in labels}

@@ -13,12 +13,20 @@ matrix: a point at binned voxel (x, y, z) lands at tomogram voxel (2x, 2y, 2z). 
 2x-binned mask at 4x (tests/test_browser.py checks the placement pixel by pixel). No position
 scaling is applied either (the portal multiplies the initial position by the ratio, which
 moves the camera away from the centre).
+
+What a biologist sees (issue 14): every layer opens on its Rendering tab with the shader code
+folded away (only the controls), sources without the bounds-box subsource (no yellow frames),
+masks opaque in 2-D without hover highlight, particles at their physical size
+(``ngstate/shaders.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
+
+from ngstate import shaders
+from ngstate.shaders import ParticleStyle, Window
 
 AXES = ("x", "y", "z")
 ANGSTROM = 1e-10
@@ -41,65 +49,52 @@ def source_transform(source_vs: float, tomogram_vs: float) -> dict[str, Any]:
     return {"outputDimensions": dimensions(tomogram_vs), "matrix": matrix}
 
 
+def _source(url: str, transform: dict[str, Any] | None, subsources: dict[str, bool]) -> Any:
+    """A source with only ``subsources`` enabled: never the "bounds" box of the data extent."""
+    spec: dict[str, Any] = {"url": url}
+    if transform is not None:
+        spec["transform"] = transform
+    spec.update({"subsources": subsources, "enableDefaultSubsources": False})
+    return spec
+
+
 @dataclass(frozen=True)
 class ContrastLimits:
     lower: float
     upper: float
 
-    def window(self) -> tuple[float, float]:
-        """The ECDF window shown around the range: the range widened by its width each side."""
-        width = self.upper - self.lower
-        return self.lower - width, self.upper + width
+    def window(self) -> Window:
+        return Window(self.lower, self.upper)
 
 
 @dataclass(frozen=True)
 class ImageLayerOptions:
     name: str
     url: str  # zarr://...
-    contrast_2d: ContrastLimits | None
+    contrast_2d: ContrastLimits | None  # None: no statistics anywhere (ngstate/contrast.py)
     contrast_3d: ContrastLimits | None
     gain: float
     visible: bool = True
-
-
-def _invlerp(name: str, limits: ContrastLimits | None) -> str:
-    if limits is None:
-        return f"#uicontrol invlerp {name}"
-    lo, hi = limits.window()
-    return (
-        f"#uicontrol invlerp {name}(range=[{limits.lower:.6g}, {limits.upper:.6g}], "
-        f"window=[{lo:.6g}, {hi:.6g}])"
-    )
-
-
-def image_shader(opts: ImageLayerOptions) -> str:
-    """2D contrast ``contrast`` for the slices, ``contrast_3D`` for volume rendering."""
-    return "\n".join(
-        [
-            _invlerp("contrast", opts.contrast_2d),
-            _invlerp("contrast_3D", opts.contrast_3d),
-            "void main() {",
-            "  if (VOLUME_RENDERING) {",
-            "    float v = contrast_3D();",
-            "    emitRGBA(vec4(v, v, v, v));",
-            "  } else {",
-            "    emitGrayscale(contrast());",
-            "  }",
-            "}",
-        ]
-    )
+    volume_rendering: bool = False
+    depth_samples: int = 128
 
 
 def image_layer(opts: ImageLayerOptions) -> dict[str, Any]:
     return {
         "type": "image",
         "name": opts.name,
-        "source": opts.url,
+        "source": _source(opts.url, None, {"default": True}),
+        "tab": "rendering",
         "opacity": 1.0,
         "blend": "additive",
-        "shader": image_shader(opts),
-        "volumeRendering": "off",
+        "shader": shaders.image_shader(
+            opts.contrast_2d.window() if opts.contrast_2d else None,
+            opts.contrast_3d.window() if opts.contrast_3d else None,
+        ),
+        "codeVisible": False,
+        "volumeRendering": "on" if opts.volume_rendering else "off",
         "volumeRenderingGain": opts.gain,
+        "volumeRenderingDepthSamples": opts.depth_samples,
         "visible": opts.visible,
     }
 
@@ -118,36 +113,23 @@ class SourceLayerOptions:
 @dataclass(frozen=True)
 class AnnotationLayerOptions(SourceLayerOptions):
     geometry: Literal["point", "line"]  # line = oriented points (three axis lines each)
-    # Property ids present in the output's info; the shader only uses those that exist,
-    # because a shader naming a missing property does not compile.
-    properties: frozenset[str] = field(default_factory=frozenset)
-    per_instance_colour: bool = False  # instance points: colour from the `color` property
-    default_size: float = 10.0  # marker size in pixels when there is no diameter property
-
-
-def annotation_shader(opts: AnnotationLayerOptions) -> str:
-    props = opts.properties
-    lines = ["#uicontrol float size_scale slider(min=0.1, max=4.0, default=1.0)", "void main() {"]
-    if opts.geometry == "line":
-        colour = "prop_line_color()" if "line_color" in props else "defaultColor()"
-        lines += [f"  setColor({colour});", "  setLineWidth(2.0 * size_scale);"]
-        lines.append("  setEndpointMarkerSize(0.0, 0.0);")
-    else:
-        use_prop = opts.per_instance_colour and "color" in props
-        colour = "prop_color()" if use_prop else "defaultColor()"
-        size = "prop_diameter()" if "diameter" in props else f"{opts.default_size:.1f}"
-        lines += [f"  setColor({colour});", f"  setPointMarkerSize({size} * size_scale);"]
-    lines.append("}")
-    return "\n".join(lines)
+    particle: ParticleStyle
 
 
 def annotation_layer(opts: AnnotationLayerOptions) -> dict[str, Any]:
+    shader = (
+        shaders.oriented_shader(opts.particle)
+        if opts.geometry == "line"
+        else shaders.point_shader(opts.particle)
+    )
     return {
         "type": "annotation",
         "name": opts.name,
-        "source": {"url": opts.url, "transform": opts.transform},
+        "source": _source(opts.url, opts.transform, {"default": True}),
+        "tab": "rendering",
         "annotationColor": opts.colour,
-        "shader": annotation_shader(opts),
+        "shader": shader,
+        "codeVisible": False,
         "visible": opts.visible,
     }
 
@@ -157,22 +139,27 @@ class SegmentationLayerOptions(SourceLayerOptions):
     segments: tuple[int, ...]
     segment_colours: dict[str, str]
     mesh_render_scale: float = 2.0
+    opacity_2d: float = 1.0  # "selectedAlpha": the shown segments in the cross-sections
+    mesh_alpha: float = 1.0  # "objectAlpha": < 1 where the mesh encloses other shown layers
+    hover_highlight: bool = False
 
 
 def segmentation_layer(opts: SegmentationLayerOptions) -> dict[str, Any]:
     return {
         "type": "segmentation",
         "name": opts.name,
-        "source": {
-            "url": opts.url,
-            "transform": opts.transform,
-            # No "bounds" box; the mesh and the segment properties (label names) are wanted.
-            "subsources": {"default": True, "mesh": True, "properties": True},
-            "enableDefaultSubsources": False,
-        },
+        # No "bounds" box; the mesh and the segment properties (label names) are wanted.
+        "source": _source(
+            opts.url, opts.transform, {"default": True, "mesh": True, "properties": True}
+        ),
+        "tab": "rendering",
         "segments": [str(s) for s in opts.segments],
         "segmentColors": opts.segment_colours,
         "segmentDefaultColor": opts.colour,
+        "selectedAlpha": opts.opacity_2d,
+        "notSelectedAlpha": 0.0,
+        "objectAlpha": opts.mesh_alpha,
+        "hoverHighlight": opts.hover_highlight,
         "meshRenderScale": opts.mesh_render_scale,
         "pick": False,
         "visible": opts.visible,

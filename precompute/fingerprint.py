@@ -44,7 +44,9 @@ from precompute.jobs import Job
 # Bump when any converter writes different bytes for the same input and options.
 # 2: meshes simplified by meshoptimizer.
 # 3: segment properties and the name property describe the annotation (cryoet_ng.about).
-FORMAT_VERSION = "cryoet-ng-precompute/3"
+# 4: 2-D contrast from full resolution, inverted VR range, particle diameters from the table
+#    of cryoet_ng/particles.py (branch viewer; it had called this 3 too).
+FORMAT_VERSION = "cryoet-ng-precompute/4"
 _BLOCK = 1 << 20
 
 

@@ -27,6 +27,7 @@ from cryoet_ng.about import About
 from cryoet_ng.catalogue import Annotation, Catalogue, Run, Tomogram
 from cryoet_ng.config import Config
 from cryoet_ng.layout import Layout, summary_path
+from cryoet_ng.particles import metadata_diameter, table_diameter
 from cryoet_ng.store import TreePath
 from cryoet_ng.summaries import Summary
 from cryoet_ng.vectors import triple
@@ -330,5 +331,6 @@ def _extent(tomogram: Tomogram | None) -> tuple[float, float, float] | None:
 
 
 def _diameter(annotation: Annotation) -> float | None:
-    value = (annotation.metadata.get("annotation_object") or {}).get("diameter")
-    return float(value) if isinstance(value, int | float) and value > 0 else None
+    """Metadata or table diameter in Å (cryoet_ng/particles.py); None = the configured fallback."""
+    obj = annotation.metadata.get("annotation_object")
+    return metadata_diameter(obj) or table_diameter((obj or {}).get("id"))

@@ -118,5 +118,7 @@ def get_state(state_id: str) -> Response:
 
 @bp.get("/s/<state_id>")
 def short_link(state_id: str) -> BaseResponse:
-    body = saved_state(state_id)
+    body = saved_state(state_id)  # 400 / 404 before any redirect
+    if services().config.server.state_delivery == "url":
+        return viewer_redirect(url_for("states.get_state", state_id=state_id, _external=True))
     return viewer_redirect(urllib.parse.quote(body.decode(), safe=FRAGMENT_SAFE))

@@ -1,8 +1,16 @@
-"""View Tomogram redirects, state JSON export and explanations of one run's state."""
+"""View Tomogram redirects, state JSON export and explanations of one run's state.
+
+How the state reaches the viewer (``server.state_delivery``): ``url`` (default) puts the
+absolute URL of the state's JSON in the fragment (``#!http://host/state/<d>/<r>.json``),
+which every Neuroglancer fetches itself before restoring it; ``inline`` puts the JSON.
+Fetching first is what keeps an unpatched Neuroglancer from dropping layers on a cold load:
+the fetch runs the client's HTTP code once, so the restore that follows no longer pauses
+to compile it, and the restore-order bug (README) has no window to fire in.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from server import paths, replay
@@ -24,9 +32,27 @@ def encoded_state(dataset_id: str, run_name: str) -> EncodedState:
     return encoded
 
 
+def by_url() -> bool:
+    """Whether View Tomogram hands the viewer the state's URL (``server.state_delivery``)."""
+    return services().config.server.state_delivery == "url"
+
+
 @bp.get("/view/<dataset_id>/<run_name>")
 def view(dataset_id: str, run_name: str) -> BaseResponse:
-    return viewer_redirect(encoded_state(dataset_id, run_name).fragment)
+    encoded = encoded_state(dataset_id, run_name)  # validates, 404s for unknown runs
+    if not by_url():
+        return viewer_redirect(encoded.fragment)
+    tomogram = request.args.get("tomogram")
+    query = {"tomogram": tomogram} if tomogram is not None else {}
+    return viewer_redirect(
+        url_for(
+            "links.state_json",
+            dataset_id=dataset_id,
+            run_name=run_name,
+            _external=True,
+            **query,
+        )
+    )
 
 
 @bp.get("/state/<dataset_id>/<run_name>.json")

@@ -13,6 +13,7 @@ from test_ngstate_tree import DATA_URL, Ann, Tree, assert_roundtrip
 
 import cryoet_ng_cli as cli
 from cryoet_ng.catalogue import Catalogue
+from cryoet_ng.instance_colours import INSTANCE_PALETTE, instance_colour, instance_colours_rgb
 from ngstate import NotFoundError, build_state, state_inputs_mtime
 from ngstate.colors import (
     MIN_DISTANCE,
@@ -20,7 +21,7 @@ from ngstate.colors import (
     ColourKey,
     assign,
     distance,
-    label_colours,
+    instance_label_colours,
     preferred_slot,
 )
 
@@ -41,52 +42,149 @@ def _basic(tree: Tree) -> Tree:
     )
 
 
+def layers_by_name(state: dict) -> dict[str, dict]:
+    return {layer["name"]: layer for layer in state["layers"]}
+
+
 def test_layers_sources_and_global_state(tmp_path: Path) -> None:
     tree = _basic(Tree(tmp_path))
     built = build_state(tree.build(), "10000", "TS_026", "100", tree.options())
     state = built.state
     assert_roundtrip(state)
-    image, *layers = state["layers"]
-    assert image["source"] == (
-        f"zarr://{DATA_URL}/10000/TS_026/Reconstructions/VoxelSpacing13.480/Tomograms/100/TS_026.zarr"
-    )
-    assert "#uicontrol invlerp contrast(range=[-1.5, 2.5]" in image["shader"]
-    assert "#uicontrol invlerp contrast_3D(range=[0, 3]" in image["shader"]
-    assert (image["blend"], image["opacity"], image["volumeRendering"]) == ("additive", 1.0, "off")
-    assert image["volumeRenderingGain"] == -7.8
-    names = [layer["name"] for layer in layers]
-    assert names == [
+    # Points first, then the tomogram, then masks (README: the restore-order bug).
+    assert [layer["name"] for layer in state["layers"]] == [
         "101 cytosolic ribosome · ground truth · manual",
         "102 ribosome · prediction · manual",
         "103 membrane · prediction · manual",
+        "TS_026",
         "104 vesicle · prediction · manual",
     ]
+    layers = layers_by_name(state)
+    image = layers["TS_026"]
+    assert image["source"] == {
+        "url": f"zarr://{DATA_URL}/10000/TS_026/Reconstructions/VoxelSpacing13.480/Tomograms/100/TS_026.zarr",
+        "subsources": {"default": True},  # no "bounds" box
+        "enableDefaultSubsources": False,
+    }
+    assert "#uicontrol invlerp contrast(range=[-1.5, 2.5]" in image["shader"]
+    assert (
+        "#uicontrol invlerp contrast_3D(range=[0, 3], window=[-3, 6], clamp=false)"
+        in (image["shader"])
+    )
+    assert "#uicontrol bool invert_contrast_3D checkbox(default=true)" in image["shader"]
+    assert "#uicontrol bool hide_outside_limits_3D checkbox(default=false)" in image["shader"]
+    assert (image["blend"], image["opacity"], image["volumeRendering"]) == ("additive", 1.0, "off")
+    assert (image["volumeRenderingGain"], image["volumeRenderingDepthSamples"]) == (-1.5, 128)
+    assert (image["tab"], image["codeVisible"]) == ("rendering", False)
     prefix = f"precomputed://{DATA_URL}/10000/TS_026/Reconstructions/VoxelSpacing13.480/NeuroglancerPrecompute/"
-    assert layers[0]["source"]["url"] == prefix + "101-cytosolic_ribosome-1.0_point"
-    assert "prop_diameter()" in layers[0]["shader"] and "defaultColor()" in layers[0]["shader"]
-    assert "prop_line_color()" in layers[1]["shader"]
-    assert "prop_color()" in layers[2]["shader"]  # instance points: per-instance colours
-    seg = layers[3]
+    ribosome = layers["101 cytosolic ribosome · ground truth · manual"]
+    assert ribosome["source"]["url"] == prefix + "101-cytosolic_ribosome-1.0_point"
+    assert ribosome["source"]["subsources"] == {"default": True}
+    assert "setPointMarkerSize" in ribosome["shader"] and "defaultColor()" in ribosome["shader"]
+    # No ontology id, no metadata diameter: the configured fallback, 10 nm.
+    assert "diameter_nm slider(min=1, max=100, step=0.5, default=10.0)" in ribosome["shader"]
+    assert "prop_line_color()" in layers["102 ribosome · prediction · manual"]["shader"]
+    # Instance points: per-instance colours.
+    assert "prop_color()" in layers["103 membrane · prediction · manual"]["shader"]
+    seg = layers["104 vesicle · prediction · manual"]
     assert seg["segments"] == ["1", "2", "9"]
-    assert set(seg["segmentColors"]) == {"1", "2", "9"}
+    assert seg["segmentColors"] == {str(n): instance_colour(n) for n in (1, 2, 9)}
     assert seg["source"]["subsources"] == {"default": True, "mesh": True, "properties": True}
+    assert (seg["selectedAlpha"], seg["notSelectedAlpha"], seg["hoverHighlight"]) == (1.0, 0, False)
     assert state["dimensions"] == {a: [1.348e-09, "m"] for a in "xyz"}
     assert state["position"] == [32.0, 32.0, 16.0]
     assert state["crossSectionScale"] == pytest.approx(64 / 400)
     assert state["projectionOrientation"] == pytest.approx([0.3826834, 0, 0, 0.9238795], abs=1e-6)
-    assert state["selectedLayer"] == {"layer": "TS_026", "visible": True}
+    assert state["title"] == "TS_026 · dataset 10000 · tomogram 100"
+    # Oriented ribosome: 10 nm, axes 1.5 diameters: 5 + 15 nm = 14.8 voxels, plus one.
+    assert state["crossSectionDepth"] == pytest.approx(15.8)
+    assert state["selectedLayer"] == {"layer": "TS_026", "visible": True, "side": "left", "row": 1}
+    assert state["layerListPanel"] == {"visible": True, "side": "left", "row": 0}
+    assert state["toolPalettes"]["Position"]["query"] == "type:dimension"
     assert state["layout"] == "4panel" and state["crossSectionBackgroundColor"] == "#000000"
-    colours = [layer.get("annotationColor") or layer.get("segmentDefaultColor") for layer in layers]
+    colours = [
+        layer.get("annotationColor") or layer.get("segmentDefaultColor")
+        for layer in state["layers"]
+        if layer["type"] != "image"
+    ]
     assert len(set(colours)) == 4 and all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colours)
     text = json.dumps(state)
     assert "_" + "private" not in text and "deposition_id" not in text
+
+
+def test_tomogram_first_order_and_closed_side_panel(tmp_path: Path) -> None:
+    import dataclasses
+
+    tree = _basic(Tree(tmp_path))
+    options = tree.options()
+    style = dataclasses.replace(
+        options.style, layer_order="tomogram-first", layer_side_panel=False, position_palette=False
+    )
+    built = build_state(
+        tree.build(), "10000", "TS_026", "100", dataclasses.replace(options, style=style)
+    )
+    assert_roundtrip(built.state)
+    assert built.state["layers"][0]["name"] == "TS_026"
+    assert built.state["selectedLayer"]["visible"] is False
+    assert "toolPalettes" not in built.state
+
+
+def test_particle_diameter_metadata_then_table_then_fallback(tmp_path: Path) -> None:
+    tree = Tree(tmp_path).add(
+        Ann("101", "ribosome", object_id="GO:0022626", summary=None),  # table: 30 nm
+        Ann("102", "nucleosome", object_id="go:0000786", summary=None),  # table, any case
+        Ann("103", "mystery complex", object_id="GO:9999999", summary=None),  # fallback
+        Ann("104", "ribosome", object_id="GO:0022626", diameter=216.0, summary=None),
+    )
+    built = build_state(tree.build(), "10000", "TS_026", None, tree.options())
+    defaults = {
+        name: float(re.search(r"diameter_nm slider\(.*default=([0-9.]+)\)", layer["shader"])[1])
+        for name, layer in layers_by_name(built.state).items()
+        if layer["type"] == "annotation"
+    }
+    assert defaults == {
+        "101 ribosome · prediction · manual": 30.0,
+        "102 nucleosome · prediction · manual": 11.0,
+        "103 mystery complex · prediction · manual": 10.0,
+        "104 ribosome · prediction · manual": 21.6,
+    }
+    # The shader converts nm to the annotation's voxels (13.48 Å).
+    assert "const float UNITS_PER_NM = 0.74184;" in built.state["layers"][0]["shader"]
+
+
+def test_mask_enclosing_shown_points_gets_a_see_through_mesh(tmp_path: Path) -> None:
+    tree = Tree(tmp_path)
+    shape_zyx = tree.grid().shape[::-1]
+    zyx = np.indices(shape_zyx).astype(float)
+    half = np.asarray(shape_zyx, dtype=float)[:, None, None, None] / 2
+    radius = np.sqrt((((zyx + 0.5 - half) / half) ** 2).sum(axis=0))  # 1 at the box faces
+    shell = ((radius > 0.75) & (radius < 0.95)).astype(float) * 0.2  # a closed thin shell
+    inside = tree.points(np.asarray(tree.size) / 2 + np.random.default_rng(0).normal(0, 2, (30, 3)))
+    tree.add(
+        Ann("101", "ribosome", gt=True, summary=inside),
+        Ann(
+            "102", "membrane", "SegmentationMask", object_id="GO:0005886", summary=tree.mask(shell)
+        ),
+        Ann(
+            "103",
+            "far blob",
+            "SegmentationMask",
+            summary=tree.mask(np.where(radius > 1.2, 0.3, 0.0)),
+        ),
+    )
+    built = build_state(tree.build(), "10000", "TS_026", None, tree.options())
+    layers = layers_by_name(built.state)
+    assert layers["101 ribosome · ground truth · manual"]["visible"]
+    assert layers["102 membrane · prediction · manual"]["visible"]
+    assert layers["102 membrane · prediction · manual"]["objectAlpha"] == pytest.approx(0.3)
+    assert layers["103 far blob · prediction · manual"]["objectAlpha"] == 1.0
 
 
 def test_binned_annotation_lands_on_tomogram_voxels(tmp_path: Path) -> None:
     tree = Tree(tmp_path).add(Ann("101", "ribosome", spacing=2 * 13.48, summary=None))
     built = build_state(tree.build(), "10000", "TS_026", None, tree.options())
     assert_roundtrip(built.state)
-    source = built.state["layers"][1]["source"]
+    source = layers_by_name(built.state)["101 ribosome · prediction · manual"]["source"]
     assert "VoxelSpacing26.960" in source["url"]
     transform = source["transform"]
     assert transform["outputDimensions"] == built.state["dimensions"]
@@ -123,7 +221,7 @@ def test_no_statistics_leaves_contrast_to_neuroglancer(tmp_path: Path) -> None:
     built = build_state(tree.build(), "10000", "TS_026", None, tree.options())
     assert_roundtrip(built.state)
     assert "#uicontrol invlerp contrast\n" in built.state["layers"][0]["shader"]
-    assert any("contrast statistics" in m for m in built.messages)
+    assert any("no MRC header statistics" in m for m in built.messages)
 
 
 @pytest.mark.parametrize(
@@ -216,10 +314,20 @@ def test_state_colours_survive_a_new_annotation(tmp_path: Path) -> None:
     assert {k: new[k] for k in old} == old
 
 
-def test_label_colours_are_stable_per_label() -> None:
-    a = label_colours("#ff0000", [1, 2, 3])
-    b = label_colours("#ff0000", [2, 3, 40])
-    assert a["2"] == b["2"] and a["3"] == b["3"] and len(set(a.values())) == 3
+def test_instance_palette_first_40_labels_pairwise_distinct() -> None:
+    colours = [instance_colour(n) for n in range(1, 41)]
+    closest = min(distance(a, b) for a, b in itertools.combinations(colours, 2))
+    assert closest >= 25.0, closest
+    every = min(distance(a, b) for a, b in itertools.combinations(INSTANCE_PALETTE, 2))
+    assert every >= 25.0 and len(INSTANCE_PALETTE) >= 40
+
+
+def test_instance_mask_and_instance_points_share_label_colours() -> None:
+    labels = np.array([1, 2, 3, 9, 40, 47, 200])
+    mask = instance_label_colours(labels.tolist())
+    points = ["#" + bytes(c).hex() for c in instance_colours_rgb(labels)]
+    assert [mask[str(n)] for n in labels] == points
+    assert instance_colour(47) == instance_colour(1)  # beyond the palette, colours repeat
 
 
 # -- CLI ------------------------------------------------------------------------------------
@@ -230,7 +338,8 @@ def test_cli_state_json_and_explain(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert cli.main(args) == 0
     state = json.loads(capsys.readouterr().out)
     assert_roundtrip(state)
-    assert state["layers"][0]["source"].startswith("zarr://http://127.0.0.1:8000/data/10000/")
+    image = layers_by_name(state)["TS_026"]
+    assert image["source"]["url"].startswith("zarr://http://127.0.0.1:8000/data/10000/")
     assert cli.main([*args, "--explain"]) == 0
     out = capsys.readouterr().out
     assert "101 cytosolic ribosome · ground truth · manual" in out and "shown: ground truth" in out
@@ -253,8 +362,8 @@ def test_cli_export_states(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert not list(tree.out.rglob("*-neuroglancer_config.json"))
     assert cli.main([*base, "--data-url", "https://files.example.org/"]) == 0
     files = list(tree.out.rglob("*-neuroglancer_config.json"))
-    source = json.loads(files[0].read_text())["layers"][0]["source"]
-    assert source.startswith("zarr://https://files.example.org/10000/")
+    image = layers_by_name(json.loads(files[0].read_text()))["TS_026"]
+    assert image["source"]["url"].startswith("zarr://https://files.example.org/10000/")
     capsys.readouterr()
     assert cli.main([*base, "--local-urls"]) == 0
     files = list(tree.out.rglob("*-neuroglancer_config.json"))

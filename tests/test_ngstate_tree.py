@@ -45,6 +45,7 @@ class Ann:
     flag: bool | None = None
     output: bool = True
     summary: Summary | None = None
+    diameter: float | None = None  # annotation_object.diameter, Å
 
 
 @dataclass
@@ -115,7 +116,7 @@ class Tree:
         tree.tomogram(written, omezarr=self.zarr)
         for a in self.annotations:
             spec = annotation_spec(
-                AnnotationObject(a.object_id, a.name, a.description),
+                AnnotationObject(a.object_id, a.name, a.description, diameter=a.diameter),
                 Source(a.shape, a.flag),
                 method_type=a.method,
                 ground_truth=a.gt,

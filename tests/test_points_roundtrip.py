@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from neuroglancer import segment_colors
 from test_points_support import (
     all_spatial,
     geometry,
@@ -20,6 +19,7 @@ from test_points_support import (
 )
 
 from cryoet_ng.config import LayerStyle, PrecomputeConfig
+from cryoet_ng.instance_colours import instance_colour
 from cryoet_ng.summaries import read_summary
 
 F32 = np.float32
@@ -180,8 +180,8 @@ def test_instance_points_relationship_names_and_colours(tmp_path: Path) -> None:
         assert sorted(int(a.id) for a in got) == expected.tolist()
         for a in got[:5]:
             assert np.array_equal(geometry(a), xyz[int(a.id)].astype(F32).astype(float))
-            hex_colour = segment_colors.hex_string_from_segment_id(0, value)
-            assert "#" + bytes(a.props[3]).hex() == hex_colour
+            # The shared instance palette: the instance mask's label `value` has this colour.
+            assert "#" + bytes(a.props[3]).hex() == instance_colour(value)
             assert name.enum_labels[int(a.props[2])] == f"membrane {value}"
     for i in range(0, n, 37):
         a = r.by_id[i]

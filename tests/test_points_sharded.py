@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import tensorstore as ts
 from cloudvolume.datasource.precomputed.sharding import compute_shard_params_for_hashed
-from neuroglancer import read_precomputed_annotations, segment_colors
+from neuroglancer import read_precomputed_annotations
 from test_points_support import point_records, run
 
 from cryoet_ng.config import PrecomputeConfig
-from precompute.points.encode import segment_colours
 from precompute.points.sharded import ShardSpec, shard_params, write_sharded
 from precompute.points.spatial import morton_keys
 
@@ -97,9 +96,3 @@ def test_morton_keys_match_neuroglancer_reader() -> None:
         ours = morton_keys(cells, grid)
         theirs = [read_precomputed_annotations._zorder_compressed(c, grid) for c in cells]
         assert ours.tolist() == theirs
-
-
-def test_segment_colours_match_neuroglancer() -> None:
-    ids = np.array([0, 1, 2, 7, 255, 40000, 2**32 - 1, 2**32 + 5, 2**63 + 11], np.uint64)
-    ours = ["#" + bytes(c).hex() for c in segment_colours(ids)]
-    assert ours == [segment_colors.hex_string_from_segment_id(0, int(i)) for i in ids]

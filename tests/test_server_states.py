@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,7 +80,8 @@ def test_save_get_and_short_link(client: FlaskClient) -> None:
     assert link.status_code == 302
     target, fragment = link.headers["Location"].split("#!", 1)
     assert target == "/v/main/"
-    assert json.loads(urllib.parse.unquote(fragment)) == state
+    # The viewer is handed the saved state's URL (server.state_delivery: url).
+    assert fragment == f"http://localhost/states/{state_id}"
 
 
 def test_identical_states_share_an_id(client: FlaskClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import urllib.parse
@@ -41,8 +42,15 @@ def fresh(source: Path, tmp_path: Path) -> tuple[Flask, Path]:
     return server.create_app(config, states=states), root
 
 
-def fragment_state(location: str) -> dict:
+def fragment_state(location: str, client: FlaskClient | None = None) -> dict:
+    """The state a redirect hands the viewer: inline JSON, or fetched from the URL it names."""
     _, fragment = location.split("#!", 1)
+    if fragment.startswith(("http://", "https://")):
+        assert client is not None, f"{location}: a state URL needs a client to fetch it"
+        url = urllib.parse.urlsplit(fragment)
+        response = client.get(url.path, query_string=url.query)
+        assert response.status_code == 200, (fragment, response.status_code)
+        return response.json
     return json.loads(urllib.parse.unquote(fragment))
 
 
@@ -66,7 +74,7 @@ def test_view_redirects_to_self_hosted_viewer_with_the_state(client: FlaskClient
     assert response.status_code == 302
     location = response.headers["Location"]
     assert location.startswith("/v/main/#!")
-    state = fragment_state(location)
+    state = fragment_state(location, client)
     exported = client.get(f"/state/{DATASET}/{RUN}.json").json
     assert state == exported
     validate_viewer_state(state)
@@ -75,10 +83,26 @@ def test_view_redirects_to_self_hosted_viewer_with_the_state(client: FlaskClient
     assert any(s.startswith("precomputed://http://localhost/data/") for s in sources)
 
 
+def test_view_hands_the_viewer_the_state_url_or_inline_json(
+    source: Path, tmp_path: Path, client: FlaskClient
+) -> None:
+    location = client.get(f"/view/{DATASET}/{RUN}?tomogram=100").headers["Location"]
+    assert location == f"/v/main/#!http://localhost/state/{DATASET}/{RUN}.json?tomogram=100"
+    config = make_config(make_tree(source, tmp_path / "tree"), str(tmp_path / "states"))
+    inline = server.create_app(
+        config.replace(server=dataclasses.replace(config.server, state_delivery="inline"))
+    ).test_client()
+    location = inline.get(f"/view/{DATASET}/{RUN}").headers["Location"]
+    assert location.startswith("/v/main/#!%7B")
+    assert fragment_state(location) == fragment_state(
+        client.get(f"/view/{DATASET}/{RUN}").headers["Location"], client
+    )
+
+
 def test_view_named_tomogram_equals_default(client: FlaskClient) -> None:
     default = client.get(f"/view/{DATASET}/{RUN}").headers["Location"]
     named = client.get(f"/view/{DATASET}/{RUN}?tomogram=100").headers["Location"]
-    assert fragment_state(named) == fragment_state(default)
+    assert fragment_state(named, client) == fragment_state(default, client)
 
 
 @pytest.mark.parametrize(
@@ -152,7 +176,7 @@ def test_configured_viewer_and_data_url(source: Path, tmp_path: Path) -> None:
     client = server.create_app(config).test_client()
     location = client.get(f"/view/{DATASET}/{RUN}").headers["Location"]
     assert location.startswith("https://viewer.example/app/#!")
-    sources = source_urls(fragment_state(location))
+    sources = source_urls(fragment_state(location, client))
     assert len(sources) > 1
     assert all(s.split("://", 1)[1].startswith("https://files.example.org/") for s in sources)
 
@@ -263,7 +287,8 @@ def test_new_run_is_found_and_unknown_runs_do_not_rescan(
     response = client.get(f"/view/{DATASET}/TS_028")
     assert response.status_code == 302
     # The copied metadata still points at TS_027's zarr; the layer is named after the run.
-    assert fragment_state(response.headers["Location"])["layers"][0]["name"] == "TS_028"
+    layers = fragment_state(response.headers["Location"], client)["layers"]
+    assert [x["name"] for x in layers if x["type"] == "image"] == ["TS_028"]
 
 
 def test_cli_main_runs_the_app_on_the_configured_address(

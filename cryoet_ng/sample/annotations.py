@@ -44,13 +44,18 @@ class AnnotationObject:
     name: str
     description: str | None = None
     state: str | None = None
+    diameter: float | None = None  # Å; read by the portal's point encoder, absent from the schema
 
-    def to_json(self) -> dict[str, str]:
-        doc = {"name": self.name} if self.id is None else {"id": self.id, "name": self.name}
+    def to_json(self) -> dict[str, str | float]:
+        doc: dict[str, str | float] = (
+            {"name": self.name} if self.id is None else {"id": self.id, "name": self.name}
+        )
         if self.description:
             doc["description"] = self.description
         if self.state:
             doc["state"] = self.state
+        if self.diameter:
+            doc["diameter"] = self.diameter
         return doc
 
 

@@ -19,7 +19,7 @@ from cryoet_ng.sample.annotations import (
 from cryoet_ng.sample.meshes import atp_synthase_template, membrane_surface
 from cryoet_ng.sample.metadata import COMMUNITY_AUTHORS, DATASET_AUTHORS
 from cryoet_ng.sample.omezarr import Pyramid, downsample_any, downsample_nearest
-from cryoet_ng.sample.scene import Scene, ellipsoid_area, surface_points
+from cryoet_ng.sample.scene import RIBOSOME_RADIUS, Scene, ellipsoid_area, surface_points
 from cryoet_ng.sample.spec import (
     BINNED_SPACING,
     COMMUNITY_DEPOSITION,
@@ -33,7 +33,12 @@ from cryoet_ng.sample.volume import (
     vesicle_labels,
 )
 
-RIBOSOME = AnnotationObject("GO:0022626", "cytosolic ribosome")
+# The rendered ribosome spans 2 x RIBOSOME_RADIUS voxels; its metadata says so (in Å), so the
+# sample exercises all three diameter sources: metadata (ribosome), table (nucleosome),
+# fallback (ATP synthase). See cryoet_ng/particles.py.
+RIBOSOME = AnnotationObject(
+    "GO:0022626", "cytosolic ribosome", diameter=round(2 * RIBOSOME_RADIUS * VOXEL_SPACING, 1)
+)
 ATP_SYNTHASE = AnnotationObject(
     "GO:0045259", "proton-transporting ATP synthase complex", state="membrane-bound"
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from cryoet_ng.catalogue import Run, Tomogram
 from cryoet_ng.config import Config
@@ -26,7 +26,10 @@ class TomogramStatistics(TomogramJob):
         if tomogram.omezarr_path is not None:
             yield cls.create(run, tomogram, layout, tomogram.omezarr_path)
 
+    def options(self, config: Config) -> dict[str, Any]:
+        return {"contrast_clip_fraction": config.precompute.contrast_clip_fraction}
+
     def convert(self, config: Config) -> Summary:
         from precompute import tomogram
 
-        return tomogram.compute_stats(self)
+        return tomogram.compute_stats(self, config.precompute.contrast_clip_fraction)

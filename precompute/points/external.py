@@ -33,6 +33,7 @@ import numpy as np
 
 from cryoet_ng.atomic import atomic_directory
 from cryoet_ng.config import LayerStyle, PrecomputeConfig
+from cryoet_ng.instance_colours import instance_colours_rgb
 from cryoet_ng.store import input_size, local_input
 from cryoet_ng.summaries import Grid, Occupancy, Summary
 from precompute.errors import InputError
@@ -244,7 +245,7 @@ def _convert(
         by_id = _Index(out / "by_id", by_id_spec if sharded else None)
         properties: list[dict[str, Any]] = []
         for (xyz, index, instance), (packed, rank) in zip(spilled.batches(), cells(), strict=True):
-            colours = None if instance is None else encode.segment_colours(instance)
+            colours = None if instance is None else instance_colours_rgb(instance)
             values = np.zeros(len(xyz), np.int64) if instance is None else names.values_of(instance)
             ann = encode.point_annotations(
                 xyz, index, index, encode.Names(names.labels, values), diameter, colours, instance

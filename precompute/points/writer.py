@@ -21,6 +21,7 @@ import numpy as np
 
 from cryoet_ng.atomic import atomic_directory
 from cryoet_ng.config import LayerStyle, PrecomputeConfig
+from cryoet_ng.instance_colours import instance_colours_rgb
 from cryoet_ng.summaries import Grid, Occupancy, Summary
 from cryoet_ng.vectors import triple
 from precompute.jobs import ANGSTROM, AnnotationJob
@@ -67,9 +68,12 @@ def convert_records(
 
 
 def diameter_voxels(job: AnnotationJob, style: LayerStyle) -> float:
+    """The particle diameter of cryoet_ng/particles.py, in voxels at the job's spacing."""
     if job.diameter_angstrom and job.voxel_spacing > 0:
         return job.diameter_angstrom / job.voxel_spacing
-    return style.default_diameter_voxels
+    if style.default_diameter_voxels is not None:
+        return style.default_diameter_voxels
+    return style.default_diameter_nm * 10.0 / job.voxel_spacing
 
 
 def annotations_for(job: AnnotationJob, records: Records, style: LayerStyle) -> Annotations:
@@ -84,7 +88,7 @@ def annotations_for(job: AnnotationJob, records: Records, style: LayerStyle) -> 
         )
     colours = None
     if records.instance_id is not None:
-        colours = encode.segment_colours(records.instance_id)
+        colours = instance_colours_rgb(records.instance_id)
     return encode.point_annotations(
         records.xyz, records.index, records.index, names, diameter, colours, records.instance_id
     )

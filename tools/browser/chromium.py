@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ CHROMIUM_FLAGS = (
 WINDOW_SIZE = (1280, 900)
 # A page or script that takes longer has hung; the viewer's own waits are bounded separately.
 DRIVER_TIMEOUT_S = 30
+SCRIPT_TIMEOUT_S = 90
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,29 @@ class Chromium:
             shutil.rmtree(self.profile, ignore_errors=True)
             raise
         self.driver.set_page_load_timeout(DRIVER_TIMEOUT_S)
-        self.driver.set_script_timeout(DRIVER_TIMEOUT_S)
+        # A script may wait for an animation frame; in software WebGL on a busy machine one
+        # frame (first shader compiles, volume rendering) can take tens of seconds.
+        self.driver.set_script_timeout(SCRIPT_TIMEOUT_S)
 
     def close(self) -> None:
         """Quit the browser (and its driver process) and delete the profile."""
         try:
             self.driver.quit()
         finally:
+            # A renderer stuck in a long frame (software volume rendering on a loaded machine)
+            # can make quit() time out and leave the browser running, ray casting for good:
+            # end whatever still runs with this profile (unique to this instance).
+            _kill_processes_using(self.profile)
             shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def _kill_processes_using(profile: Path) -> None:
+    """SIGKILL every process whose command line names ``--user-data-dir=<profile>`` (Linux
+    /proc; elsewhere nothing to do)."""
+    marker = f"--user-data-dir={profile}".encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in cmdline.read_bytes().split(b"\0"):
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read

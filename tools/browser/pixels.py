@@ -58,11 +58,13 @@ class PixelDiff:
         )
 
 
-# The first visible cross-section panel: its box on the canvas and its inverse projection.
-SLICE_GEOMETRY_JS = """
+# The first visible panel of a kind (arguments[0]: "slice" or "perspective"): its box on the
+# canvas and its inverse projection.
+PANEL_GEOMETRY_JS = """
+const slice = arguments[0] === 'slice';
 const p = Array.from(window.viewer.display.panels)
-    .find((x) => x.visible && x.sliceView !== undefined);
-const pp = p.sliceView.projectionParameters.value;
+    .find((x) => x.visible && (x.sliceView !== undefined) === slice);
+const pp = (slice ? p.sliceView.projectionParameters : p.projectionParameters).value;
 const info = pp.displayDimensionRenderInfo;
 return {
   box: [p.canvasRelativeLogicalLeft, p.canvasRelativeLogicalTop,
@@ -76,7 +78,8 @@ return {
 
 @dataclass(frozen=True)
 class SliceGeometry:
-    """Canvas pixel -> global coordinate mapping of one cross-section panel."""
+    """Canvas pixel <-> global coordinate mapping of one panel (a cross-section, or a 3-D
+    panel with orthographic projection, where the mapping is exact)."""
 
     box: tuple[int, ...]  # left, top, width, height in canvas pixels
     inv_view_projection: NDArray[np.float64]  # clip space -> display (canonical voxel) space
@@ -85,7 +88,7 @@ class SliceGeometry:
 
     @classmethod
     def from_js(cls, raw: dict[str, Any]) -> SliceGeometry:
-        """Parse what :data:`SLICE_GEOMETRY_JS` returned."""
+        """Parse what :data:`PANEL_GEOMETRY_JS` returned."""
         inv = np.asarray(raw["inv"], dtype=np.float64).reshape(4, 4).T  # column-major
         box = tuple(int(v) for v in raw["box"])
         return cls(box, inv, [int(d) for d in raw["dims"]], [float(f) for f in raw["factors"]])
@@ -110,3 +113,16 @@ class SliceGeometry:
         inside = (u >= left) & (u < left + width) & (v >= top) & (v < top + height)
         out[~inside] = np.nan
         return out
+
+    def pixel_of(self, global_xyz: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Canvas pixel (u, v) of global points (..., 3): the inverse of global_coordinates."""
+        left, top, width, height = self.box
+        points = np.asarray(global_xyz, dtype=np.float64)
+        world = np.zeros((*points.shape[:-1], 4))
+        world[..., 3] = 1.0
+        for axis, dim in enumerate(self.display_dims):
+            if dim >= 0:
+                world[..., axis] = points[..., dim] * self.canonical_factors[axis]
+        clip = world @ np.linalg.inv(self.inv_view_projection).T
+        x, y = clip[..., 0] / clip[..., 3], clip[..., 1] / clip[..., 3]
+        return np.stack([(x + 1) * width / 2 + left - 0.5, (1 - y) * height / 2 + top - 0.5], -1)

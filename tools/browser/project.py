@@ -42,12 +42,21 @@ class ProjectServer:
 
 
 @contextmanager
-def serve_project(data_root: Path, states_dir: Path) -> Iterator[ProjectServer]:
-    """Serve ``data_root`` with the default configuration, saved states in ``states_dir``."""
+def serve_project(
+    data_root: Path, states_dir: Path, overrides: dict[str, Any] | None = None
+) -> Iterator[ProjectServer]:
+    """Serve ``data_root`` with the default configuration, saved states in ``states_dir``.
+
+    ``overrides``: more dotted configuration keys, e.g. ``{"server.cors_origins": [...]}``.
+    """
     from cryoet_ng.config import load_config
     from server import create_app
 
-    overrides = {"data_root": str(data_root), "server.states_db": str(states_dir)}
+    overrides = {
+        "data_root": str(data_root),
+        "server.states_db": str(states_dir),
+        **(overrides or {}),
+    }
     app = create_app(load_config(None, overrides))
     app.config["EVENT_STREAM_SECONDS"] = EVENT_STREAM_S
     app.config["EVENT_HEARTBEAT_SECONDS"] = EVENT_HEARTBEAT_S

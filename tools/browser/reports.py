@@ -58,6 +58,12 @@ class ViewerReport:
     def visible(self) -> set[str]:
         return {x.name for x in self.layers if x.visible}
 
+    @property
+    def settled(self) -> bool:
+        """Every data source finished loading (successfully or not): what a cold load waits
+        for (:func:`tools.browser.stock.cold_load`)."""
+        return self.exists and all(x.loading == 0 for x in self.layers)
+
     def describe(self) -> str:
         lines = [f"viewer exists={self.exists} ready={self.ready} after {self.elapsed_s:.1f}s"]
         lines += [f"  status bar: {text!r}" for text in self.status]

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tools.browser.chromium import WINDOW_SIZE, BrowserBinaries, Chromium
-from tools.browser.pixels import RGB, SLICE_GEOMETRY_JS, SliceGeometry, decode_png
+from tools.browser.pixels import PANEL_GEOMETRY_JS, RGB, SliceGeometry, decode_png
 from tools.browser.reports import REPORT_JS, ViewerReport, ViewerTimeout, dropped_layers
 
 if TYPE_CHECKING:
@@ -149,4 +149,9 @@ class Viewer:
 
     def slice_geometry(self) -> SliceGeometry:
         """Where the first cross-section panel's canvas pixels are in global coordinates."""
-        return SliceGeometry.from_js(self.js(SLICE_GEOMETRY_JS))
+        return self.panel_geometry("slice")
+
+    def panel_geometry(self, kind: str) -> SliceGeometry:
+        """Pixel <-> global mapping of the first visible ``slice`` or ``perspective`` panel
+        (for a perspective panel the mapping is exact with orthographic projection only)."""
+        return SliceGeometry.from_js(self.js(PANEL_GEOMETRY_JS, kind))

@@ -212,6 +212,9 @@ def _level_paths(source: TreePath) -> list[TreePath]:
         raise InputError(source, "no .zattrs (OME-Zarr multiscales) and no .zarray")
     try:
         datasets = json.loads(attrs.read_text())["multiscales"][0]["datasets"]
-        return [source / d["path"] for d in datasets]
+        paths = [source / d["path"] for d in datasets]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise InputError(attrs, f"OME-Zarr .zattrs without multiscales datasets: {exc}") from exc
+    if not paths:
+        raise InputError(attrs, "OME-Zarr .zattrs lists no multiscales datasets")
+    return paths

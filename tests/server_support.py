@@ -9,9 +9,12 @@ The tree is a copy of the session's sample tree with placeholder precompute outp
 
 from __future__ import annotations
 
+import json
 import shutil
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.config import Config, ServerConfig
@@ -39,3 +42,15 @@ def make_tree(source: Path, dest: Path) -> Path:
 def make_config(root: Path, states_db: str, **server: object) -> Config:
     """The default configuration over ``root`` with ``server`` settings replaced."""
     return Config(data_root=root, server=ServerConfig(states_db=states_db, **server))  # type: ignore[arg-type]
+
+
+def fragment_state(location: str, client: Any = None) -> dict:
+    """The state a redirect hands the viewer: inline JSON, or fetched from the URL it names."""
+    _, fragment = location.split("#!", 1)
+    if fragment.startswith(("http://", "https://")):
+        assert client is not None, f"{location}: a state URL needs a client to fetch it"
+        url = urllib.parse.urlsplit(fragment)
+        response = client.get(url.path, query_string=url.query)
+        assert response.status_code == 200, (fragment, response.status_code)
+        return response.json
+    return json.loads(urllib.parse.unquote(fragment))

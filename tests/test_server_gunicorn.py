@@ -120,7 +120,8 @@ def test_view_state_and_data_over_http(base_url: str, site: Path) -> None:
     assert location.startswith("/v/main/#!")
     state = json.loads(request(base_url, "GET", f"/state/{DATASET}/{RUN}.json").read())
     host = base_url.removeprefix("http://")
-    image = state["layers"][0]["source"]
+    source = next(layer["source"] for layer in state["layers"] if layer["type"] == "image")
+    image = source if isinstance(source, str) else source["url"]
     assert image.startswith(f"zarr://http://{host}/data/")
     # The viewer's own fetch of the tomogram's OME-Zarr metadata.
     zattrs = image.removeprefix(f"zarr://{base_url}") + "/.zattrs"

@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import urllib.parse
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from server_support import DATASET, RUN, TreeFactory, make_config, make_tree
+from server_support import DATASET, RUN, TreeFactory, fragment_state, make_config, make_tree
 
 import ngstate
 import server
@@ -40,18 +39,6 @@ def fresh(source: Path, tmp_path: Path) -> tuple[Flask, Path]:
     config = make_config(root, str(tmp_path / "states"))
     states = StateService(config, recheck_seconds=0.0)  # see every change at once
     return server.create_app(config, states=states), root
-
-
-def fragment_state(location: str, client: FlaskClient | None = None) -> dict:
-    """The state a redirect hands the viewer: inline JSON, or fetched from the URL it names."""
-    _, fragment = location.split("#!", 1)
-    if fragment.startswith(("http://", "https://")):
-        assert client is not None, f"{location}: a state URL needs a client to fetch it"
-        url = urllib.parse.urlsplit(fragment)
-        response = client.get(url.path, query_string=url.query)
-        assert response.status_code == 200, (fragment, response.status_code)
-        return response.json
-    return json.loads(urllib.parse.unquote(fragment))
 
 
 def source_urls(state: dict) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_support import DATASET, RUN, TreeFactory, make_config
+from server_support import DATASET, RUN, TreeFactory, fragment_state, make_config
 from store_support import http_tree, remote_hashes, s3_buckets, upload
 
 import server
@@ -43,15 +43,28 @@ def bucket_tree(
     return root, f"s3://{BUCKET}/tree", f"{s3_endpoint}/{BUCKET}/tree"
 
 
-def fragment_state(location: str) -> dict[str, Any]:
-    fragment = location.split("#!", 1)[1]
-    return json.loads(urllib.parse.unquote(fragment))
+def same_state(here: dict[str, Any], there: dict[str, Any], local: str, public: str) -> bool:
+    """The local tree's state equals the store tree's once ``local`` reads ``public``.
+
+    One documented difference is set aside: the stand-in trees have no tomogram summary, and
+    ngstate reads contrast limits from a *local* MRC header only (a request per state is not
+    worth it on a store: ngstate.contrast.from_mrc_header), so the image shader differs.
+    """
+
+    def comparable(state: dict[str, Any]) -> dict[str, Any]:
+        for layer in state["layers"]:
+            if layer["type"] == "image":
+                layer.pop("shader", None)
+        return state
+
+    moved = json.loads(json.dumps(here).replace(local, public))
+    return comparable(moved) == comparable(json.loads(json.dumps(there)))
 
 
 def get_view(client: Any, dataset_id: str, run_name: str) -> dict[str, Any]:
     response = client.get(f"/view/{dataset_id}/{run_name}")
     assert response.status_code == 302, response.data
-    return fragment_state(response.headers["Location"])
+    return fragment_state(response.headers["Location"], client)
 
 
 def urls(state: dict[str, Any]) -> list[str]:
@@ -78,7 +91,7 @@ def test_server_serves_view_tomogram_from_the_bucket_tree(
         there = get_view(client, dataset_id, run_name)
         here = get_view(local_client, dataset_id, run_name)
         # The same state, with the browser sent to the bucket instead of this server.
-        assert json.loads(json.dumps(here).replace(LOCAL_DATA, public)) == there
+        assert same_state(here, there, LOCAL_DATA, public)
         assert all(public in u for u in urls(there)) and urls(there)
     # The URLs in the state are the bucket's objects, readable without credentials.
     state = get_view(client, DATASET, RUN)
@@ -102,7 +115,7 @@ def test_state_and_export_states_read_a_bucket_tree(
     assert cli(["state", url, DATASET, RUN]) == 0
     there = json.loads(capsys.readouterr().out)
     # The same state, its sources on the bucket (the local one: the default /data URL).
-    assert json.loads(json.dumps(here).replace("http://127.0.0.1:8000/data", public)) == there
+    assert same_state(here, there, "http://127.0.0.1:8000/data", public)
     assert all(public in u for u in urls(there))
     assert cli(["state", url, DATASET, "TS_404"]) == 2
 
@@ -118,7 +131,7 @@ def test_state_and_export_states_read_a_bucket_tree(
     assert set(written) == set(local) and len(local) >= 3
     for key, data in local.items():
         body = s3.get_object(Bucket=BUCKET, Key=f"tree/{key}")["Body"].read()
-        assert body.decode() == data.decode().replace("http://127.0.0.1:8000/data", public)
+        assert same_state(json.loads(data), json.loads(body), "http://127.0.0.1:8000/data", public)
 
 
 def test_validate_reads_a_bucket_output_root(
@@ -150,7 +163,7 @@ def test_https_tree_is_served_from_its_published_index(
         client = server.create_app(config).test_client()
         there = get_view(client, DATASET, RUN)
         here = get_view(local_client, DATASET, RUN)
-        assert json.loads(json.dumps(here).replace(LOCAL_DATA, url)) == there
+        assert same_state(here, there, LOCAL_DATA, url)
         listing = client.get("/").data
         assert f"/view/{DATASET}/{RUN}".encode() in listing
     top = index.TreeIndex.load(open_store(root))

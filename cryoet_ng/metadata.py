@@ -132,7 +132,7 @@ def loads(data: bytes | str) -> tuple[dict[str, Any] | None, Problem | None]:
     try:
         # Decoded here: json.loads would guess UTF-16 or UTF-32 from the first bytes.
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+        doc = strict_json(text)
     except UnicodeDecodeError as exc:
         return None, Problem("", f"not UTF-8 (byte {exc.start})")
     except json.JSONDecodeError as exc:
@@ -220,6 +220,12 @@ def _problem(text: str) -> Problem:
         path = f"{path}.{missing.group(1)}" if path else missing.group(1)
         message = "missing (required)"
     return Problem(path, message.replace("`", ""))
+
+
+def strict_json(text: str | bytes) -> Any:
+    """``json.loads`` that refuses NaN, Infinity and numbers beyond float range (1e999):
+    ValueError, as for any other invalid JSON. Metadata and saved states both parse this way."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
 
 
 def _refuse_constant(name: str) -> Any:

@@ -14,7 +14,6 @@ canonical form (sorted keys, compact, UTF-8), so identical states get the same i
 from __future__ import annotations
 
 import json
-import math
 import urllib.parse
 from typing import Any
 
@@ -22,6 +21,7 @@ from flask import Blueprint, Response, abort, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
+from cryoet_ng.metadata import strict_json
 from server.services import services
 from server.state_service import FRAGMENT_SAFE
 from server.state_store import valid_state_id
@@ -31,21 +31,10 @@ from server.validation import InvalidState, validate_viewer_state
 bp = Blueprint("states", __name__)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
 def parse_state(body: bytes) -> dict[str, Any]:
     """The state as a dict; aborts with 400 naming what is wrong."""
     try:
-        state = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        state = strict_json(body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         abort(400, description=f"body is not valid JSON: {exc}")
     if not isinstance(state, dict):

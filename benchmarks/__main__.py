@@ -9,7 +9,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-ALL = ("annotations", "segmentation", "meshes", "state", "serve", "batch", "scale", "render")
+ALL = (
+    "annotations",
+    "segmentation",
+    "meshes",
+    "state",
+    "serve",
+    "batch",
+    "scale",
+    "render",
+    "stock_restore",
+)
 
 
 def main(argv: list[str]) -> int:

@@ -15,19 +15,17 @@ and the sphere's place on the canvas comes from the viewer's own projection matr
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from browser_support import start_viewer
 
 from tools.browser import ProjectServer, Viewer, save_png, serve_project
+from tools.screenshots import volume_rendering_view
 
 pytestmark = pytest.mark.browser
 
@@ -78,55 +76,31 @@ def viewer() -> Iterator[Viewer]:
         browser.close()
 
 
-def volume_rendering_state(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The served state with its image layer's volume rendering on, viewed down z in one 3-D
-    panel with no slices or panels over it; and that image layer."""
-    state = json.loads(json.dumps(state))
-    (image,) = [x for x in state["layers"] if x["type"] == "image"]
-    image["volumeRendering"] = "on"
-    state.update(
-        layout="3d",
-        showSlices=False,
-        projectionOrientation=[0.0, 0.0, 0.0, 1.0],
-        projectionScale=state["projectionScale"] * 2,  # the whole volume in view
-        layerListPanel={"visible": False},
-        selectedLayer={"visible": False},
-        selection={"visible": False},
-        toolPalettes={},
-        showAxisLines=False,
-    )
-    return state, image
-
-
-def drawn_when_ready(viewer: Viewer, timeout: float) -> tuple[np.ndarray, float]:
-    """The canvas once every chunk in view is loaded (ready twice in a row), and the seconds
-    one more frame took (draw plus read-back). The image shader's status is not waited for:
-    with volume rendering on it recompiles as the ray caster adapts its resolution."""
-    start, streak = time.monotonic(), 0
-    while streak < 2:
-        report = viewer.report()
-        streak = streak + 1 if report.ready else 0
-        assert time.monotonic() - start < timeout, f"volume rendering not ready:\n{report}"
-        time.sleep(0.25)
-    begin = time.monotonic()
-    drawn = viewer.canvas()
-    return drawn, time.monotonic() - begin
-
-
 def test_volume_rendering_makes_dense_material_opaque(
     service: ProjectServer, viewer: Viewer, request: pytest.FixtureRequest
 ) -> None:
     """Pixels whose rays cross the dense sphere are bright; rays through background only are
     dark: the inverted 3-D contrast makes dense (dark) voxels opaque."""
     served = service.get_json(f"/state/{DATASET}/{RUN}.json")
-    state, image = volume_rendering_state(served)
+    state = volume_rendering_view(
+        served,
+        projectionOrientation=[0.0, 0.0, 0.0, 1.0],  # down z
+        projectionScale=served["projectionScale"] * 2,  # the whole volume in view
+        layerListPanel={"visible": False},
+        selectedLayer={"visible": False},
+        selection={"visible": False},
+        toolPalettes={},
+        showAxisLines=False,
+    )
+    (image,) = [x for x in state["layers"] if x["type"] == "image"]
     assert image["volumeRenderingDepthSamples"] == 128  # the state's own, not lowered here
     assert "invert_contrast_3D checkbox(default=true)" in image["shader"]
-    fragment = urllib.parse.quote(json.dumps(state, separators=(",", ":")), safe="")
-    viewer.get("about:blank")
-    viewer.get(service.url(f"/v/main/#!{fragment}"))
+    viewer.load_state(service.url("/v/main/"), state)
     try:
-        drawn, seconds = drawn_when_ready(viewer, READY_TIMEOUT)
+        viewer.wait_volume_rendered(READY_TIMEOUT)
+        begin = time.monotonic()
+        drawn = viewer.canvas()  # one more frame, drawn and read back
+        seconds = time.monotonic() - begin
         geometry = viewer.panel_geometry("perspective")
     finally:
         viewer.get("about:blank")  # no ray casting left running

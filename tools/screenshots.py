@@ -6,21 +6,27 @@
 started on a free local port, each run's ``/view/<dataset>/<run>`` link is opened in headless
 Chromium and the window is saved as ``view-<dataset>-<run>.png`` once the viewer reports that
 it has drawn everything: the same pictures ``tests/test_browser.py`` keeps as artifacts.
+For the first run two more views of its state: ``zoomed-<dataset>-<run>.png`` (one xy
+panel, zoomed in, picks at their physical size) and ``volume-rendering-<dataset>-<run>.png``
+(the tomogram alone, volume rendering on with the state's own settings, in one 3-D panel).
 Exits non-zero when Chromium is missing or a layer reports an error.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryoet_ng.catalogue import Catalogue
 from tools.browser import (
     INSTALL_HINT,
+    ProjectServer,
     Viewer,
     find_browser,
     open_view,
@@ -28,6 +34,44 @@ from tools.browser import (
     serve_project,
     view_screenshot_name,
 )
+
+ZOOM = 6.0  # the zoomed-in view: crossSectionScale divided by this
+
+
+def zoomed_view(state: dict[str, Any], zoom: float = ZOOM) -> dict[str, Any]:
+    """``state`` in one xy panel, ``zoom`` times closer (particles then cover many pixels)."""
+    state = json.loads(json.dumps(state))
+    state.update(layout="xy", crossSectionScale=state["crossSectionScale"] / zoom)
+    return state
+
+
+def volume_rendering_view(state: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """``state`` with only its image layer shown, volume rendering on (the state's own
+    contrast and depth samples), in one 3-D panel without slices; ``changes`` top-level."""
+    state = json.loads(json.dumps(state))
+    for layer in state["layers"]:
+        layer["visible"] = layer["type"] == "image"
+        if layer["type"] == "image":
+            layer["volumeRendering"] = "on"
+    state.update(layout="3d", showSlices=False, **changes)
+    return state
+
+
+def extra_views(
+    viewer: Viewer, server: ProjectServer, dataset: str, run: str, out: Path, timeout: float
+) -> list[Path]:
+    """The zoomed-in and volume-rendering pictures of one run (see the module docstring)."""
+    state = server.get_json(f"/state/{dataset}/{run}.json")
+    base = server.url("/v/main/")
+    viewer.open_state(base, zoomed_view(state), timeout)
+    shots = [save_png(viewer.page(), out / f"zoomed-{dataset}-{run}.png")]
+    viewer.load_state(base, volume_rendering_view(state))
+    try:
+        viewer.wait_volume_rendered(timeout)
+        shots.append(save_png(viewer.page(), out / f"volume-rendering-{dataset}-{run}.png"))
+    finally:
+        viewer.get("about:blank")  # no ray casting left running
+    return shots
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -72,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{path}  ({time.monotonic() - start:.1f} s, {len(report.layers)} layers)")
                 for layer in bad:
                     print(f"  layer {layer.name!r}: {layer.errors or layer.shader_error}")
+            dataset, run = runs[0]
+            start = time.monotonic()
+            for path in extra_views(viewer, server, dataset, run, args.out, args.timeout):
+                print(f"{path}  ({time.monotonic() - start:.1f} s)")
     finally:
         viewer.close()
     return 1 if problems else 0

@@ -55,14 +55,18 @@ class Viewer:
 
         Raises if the viewer dropped a layer of ``state`` (see :func:`dropped_layers`).
         """
-        fragment = urllib.parse.quote(json.dumps(state, separators=(",", ":")), safe="")
-        self.driver.get("about:blank")
-        self.driver.get(f"{viewer_base}#!{fragment}")
+        self.load_state(viewer_base, state)
         report = self.wait_ready(timeout)
         problem = dropped_layers(report, state)
         if problem is not None:
             raise AssertionError(f"state opened at {viewer_base}: {problem}")
         return report
+
+    def load_state(self, viewer_base: str, state: dict[str, Any]) -> None:
+        """Navigate a fresh page to ``viewer_base#!<state>`` (no wait)."""
+        fragment = urllib.parse.quote(json.dumps(state, separators=(",", ":")), safe="")
+        self.driver.get("about:blank")
+        self.driver.get(f"{viewer_base}#!{fragment}")
 
     def js(self, script: str, *args: Any) -> Any:
         return self.driver.execute_script(script, *args)
@@ -105,6 +109,22 @@ class Viewer:
             f"viewer not ready after {timeout:.0f}s at {self.url}",
             None if report is None else replace(report, elapsed_s=time.monotonic() - start),
         )
+
+    def wait_volume_rendered(self, timeout: float) -> ViewerReport:
+        """Poll until every chunk in view is loaded (ready twice in a row, polls apart).
+
+        With volume rendering on, the image shader's status never settles (the ray caster
+        recompiles as it adapts its resolution), so unlike :meth:`wait_ready` it is not
+        waited for.
+        """
+        start, streak = time.monotonic(), 0
+        while time.monotonic() - start < timeout:
+            report = self.report()
+            streak = streak + 1 if report.ready else 0
+            if streak >= READY_STREAK:
+                return report
+            time.sleep(POLL_S)
+        raise ViewerTimeout(f"volume rendering not ready after {timeout:.0f}s", self.report())
 
     def state(self) -> dict[str, Any]:
         """The state as the viewer holds it (what it applied, not what we sent)."""

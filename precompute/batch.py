@@ -119,9 +119,10 @@ def _catalogue(
 
 def _record_failure(out: OutputRoot, job: Job, outcome: Outcome, config: Config) -> None:
     """The failure record of a job whose worker recorded none (it was lost, none ever
-    started, or the record could not be written there). Never fatal: the outputs are
-    right, only the stale/failed flag of the state would be."""
+    started, or the record could not be written or removed there). Never fatal: the
+    outputs are right, only the stale/failed flag of the state would be."""
     if outcome.status != "failed":
+        log.warning("%s: its old failure record may remain (not removed)", outcome.job)
         return
     try:
         roots = (config.data_root, config.out_root, out.local)

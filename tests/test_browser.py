@@ -262,9 +262,10 @@ STOCK_DELIVERY = os.environ.get("CRYOET_NG_STOCK_DELIVERY", "url")
 
 # Opt-in: the loss is timing-bound inside the client (README, "Neuroglancer restore-order
 # bug"): a layer survives only when the restore ends within the URL-hash binding's 400 ms
-# debounce, and no state keeps it there under load (benchmarks.stock_restore: even the
-# smallest state with one annotation layer lost one at 4x and load average 10). Blocked on
-# the upstream fix; a test that fails by load would block every landing.
+# debounce, and no state keeps it there under load (README; benchmarks.stock_restore): at
+# 4x and load average 8-12, 11 of 60 cold loads lost a layer, at 2x with two busy processes
+# 0 of 60, and even the smallest state with one annotation layer lost one at 4x and load 10.
+# Blocked on the upstream fix; a test that fails by load would block every landing.
 STOCK_ENV = "CRYOET_NG_STOCK_CLIENT_TEST"
 
 

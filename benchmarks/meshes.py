@@ -372,7 +372,7 @@ def print_tables(rows: list, simplifiers: list, loads: list[str], note: str) -> 
             med[impl] = m
             levels = ", ".join(f"{n:,}" for n in results[0]["levels"])
             print(
-                f"{case:11} {impl:7} {m['seconds']:8.1f} ({len(results)}) {m['cpu_s']:7.1f} "
+                f"{case:11} {impl:7} {m['seconds']:8.2f} ({len(results)}) {m['cpu_s']:7.2f} "
                 f"{m['peak_rss_mb']:7.0f} {m['size_mb']:7.1f} {m['first_view_mb']:11.2f}  "
                 f"{levels}"
             )

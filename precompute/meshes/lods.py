@@ -115,14 +115,19 @@ class Chain:
         item = self._levels[level]
         return item.result() if isinstance(item, Future) else item
 
-    def levels(self) -> Levels:
-        """Every level (the whole chain is made first)."""
+    def meshes(self) -> list[TriangleMesh]:
+        """Every level's mesh (the whole chain is made first)."""
         meshes = []
         for level in range(len(self.targets)):
             mesh = self.get(level)
             if mesh is None:
                 break
             meshes.append(mesh)
+        return meshes
+
+    def levels(self) -> Levels:
+        """Every level, with its scale."""
+        meshes = self.meshes()
         scales = np.maximum.accumulate([max(median_edge(m), 1e-6) for m in meshes])
         return Levels(meshes, [float(s) for s in scales])
 

@@ -107,7 +107,7 @@ def _occupancy(
     """Occupancy from the first level of at most OCCUPANCY_FACES triangles: the grid has 16
     cells across, and a 4x simplification moves the enclosed volume by well under 1% (0.1%
     for the 200,000-triangle benchmark surface), for a quarter of the time."""
-    coarse = next((m for m in chain.levels().meshes if len(m.faces) <= OCCUPANCY_FACES), mesh)
+    coarse = next((m for m in chain.meshes() if len(m.faces) <= OCCUPANCY_FACES), mesh)
     return mesh_occupancy(coarse, spacing_m, Grid.for_extent(extent), extent, is_closed(mesh))
 
 

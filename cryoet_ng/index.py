@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from cryoet_ng.store import NotFound, StoreError, TreeStore, open_store, tree_path
 from cryoet_ng.treescan import CatalogueWarning, Record, Scanner, is_document
 
@@ -51,6 +53,50 @@ FORMAT = "cryoet-ng-index/1"
 
 class IndexFormatError(ValueError):
     """An index exists but cannot be used (wrong format, damaged); the message names it."""
+
+
+# The shapes the readers rely on, checked when a file is read (a published https:// index
+# is someone else's file): a damaged one is an IndexFormatError naming the file and the
+# field, never a KeyError deep in the catalogue. Unknown fields are allowed (newer writers).
+class _DatasetEntry(msgspec.Struct):
+    file: str
+    signature: str | None
+    runs: dict[str, dict[str, int]]
+    title: str = ""
+    objects: list[str] = []
+
+
+class _TopFile(msgspec.Struct):
+    format: str
+    root: str
+    datasets: dict[str, _DatasetEntry]
+
+
+class _RunRecord(msgspec.Struct):
+    signature: str | None
+    files: list[tuple[str, int, str]]
+    docs: dict[str, Any]
+    errors: dict[str, str] = {}
+
+
+class _MetadataRecord(msgspec.Struct):
+    file: tuple[str, int, str] | None = None
+    doc: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class _DatasetRecord(msgspec.Struct):
+    dataset: str
+    signature: str | None
+    metadata: _MetadataRecord
+    runs: dict[str, _RunRecord]
+
+
+def _check(obj: Any, shape: type, url: str) -> None:
+    try:
+        msgspec.convert(obj, shape)
+    except msgspec.ValidationError as exc:
+        raise IndexFormatError(f"{url}: damaged index file ({exc})") from exc
 
 
 def _pack(obj: Any) -> bytes:
@@ -114,6 +160,7 @@ class TreeIndex:
         if not isinstance(top, dict) or top.get("format") != FORMAT:
             found = top.get("format") if isinstance(top, dict) else type(top).__name__
             raise IndexFormatError(f"{store.url_of(TOP)}: not a {FORMAT} index (found {found!r})")
+        _check(top, _TopFile, store.url_of(TOP))
         return cls(store, top, _stored=_pack(top))
 
     @classmethod
@@ -134,7 +181,14 @@ class TreeIndex:
             if info is None:
                 return None
             key = f"{FOLDER}/datasets/{info['file']}"
-            self._records[dataset_id] = _unpack(self.store.read(key), self.store.url_of(key))
+            record = _unpack(self.store.read(key), self.store.url_of(key))
+            _check(record, _DatasetRecord, self.store.url_of(key))
+            if record["dataset"] != dataset_id:
+                raise IndexFormatError(
+                    f"{self.store.url_of(key)}: holds dataset {record['dataset']!r}, "
+                    f"not {dataset_id!r}"
+                )
+            self._records[dataset_id] = record
         return self._records[dataset_id]
 
     def forget(self, dataset_id: str) -> None:

@@ -15,7 +15,7 @@ from cryoet_ng.store import TreePath, public_url, relative_key
 from ngstate import colors, layers
 from ngstate.candidates import Candidate, LeftOut, gather, numeric_id
 from ngstate.compose import compose
-from ngstate.contrast import StatsProvider, tomogram_contrast
+from ngstate.contrast import tomogram_contrast
 from ngstate.curation import Curation, curation
 from ngstate.inputs import state_inputs
 from ngstate.selection import Context, Decision, select
@@ -35,8 +35,6 @@ class StateOptions:
     out_url: str | None = None  # URL prefix of out_root when it differs; None = data_url
     style: LayerStyle = field(default_factory=LayerStyle)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
-    # Computes (and caches) tomogram statistics when the summary is missing; see contrast.py.
-    tomogram_stats: StatsProvider | None = None
 
     @classmethod
     def from_config(
@@ -143,7 +141,7 @@ def _image(
             f"({failure.describe()})"
         )
     stats = summary.extra.get("stats") if summary is not None else None
-    found, note = tomogram_contrast(stats, run, tomogram, options.tomogram_stats)
+    found, note = tomogram_contrast(stats, tomogram)
     if note is not None:
         messages.append(note)
     style = options.style

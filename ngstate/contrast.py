@@ -3,12 +3,16 @@
 1. the tomogram summary written by the precompute (``precompute/tomogram.py``): 2-D limits
    from a sample of the full-resolution level, 3-D limits from the background component of
    a Gaussian mixture;
-2. else statistics computed on the fly by a provider the caller passes (the server passes
-   one that runs the precompute's computation and writes the summary, so it happens once);
-3. else the MRC twin's header (``dmean``, ``rms``, ``dmin``, ``dmax``: 1 KB read, cached by
-   file identity): 2-D ``dmean +/- 3 rms``, 3-D ``[dmean - 3 rms, dmean - rms]``, the dense
-   side of the whole-volume distribution;
-4. else nothing: the image layer says so in the state's messages.
+2. else the MRC twin's header (``dmean``, ``rms``, ``dmin``, ``dmax``): 2-D
+   ``dmean +/- 3 rms``, 3-D ``[dmean - 3 rms, dmean - rms]``, the dense side of the
+   whole-volume distribution. Locally a 1 KB read cached by file identity; on a store one
+   ranged GET of 1 KB, cached by URL for the process (the portal publishes an MRC twin of
+   every tomogram, so a tree on S3 without summaries still opens with usable contrast);
+3. else nothing: the image layer says so in the state's messages.
+
+Statistics are not computed while a state is built: the precompute's (a sample of the
+full-resolution level and the coarsest level, tens of MB on the portal's tomograms) is a
+batch job's work, not a request's.
 
 Neuroglancer's own default for float32 data is the range [0, 1], which on a tomogram of
 mean 0 and rms 1 shows half the voxels black and half white.
@@ -19,16 +23,13 @@ from __future__ import annotations
 import functools
 import os
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryoet_ng.catalogue import Run, Tomogram
-from cryoet_ng.store import TreePath
+from cryoet_ng.catalogue import Tomogram
+from cryoet_ng.store import Location, TreePath
 from ngstate.layers import ContrastLimits
-
-StatsProvider = Callable[[Run, Tomogram], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -56,15 +57,17 @@ def from_stats(stats: dict[str, Any] | None, source: str) -> Contrast | None:
 
 
 def from_mrc_header(path: TreePath | None) -> Contrast | None:
-    """Limits from an MRC file's header statistics, or None if absent, unusable or not a
-    local file (a header on an object store is not worth a request while building a state)."""
-    if not isinstance(path, Path):
+    """Limits from an MRC file's header statistics, or None if absent or unusable."""
+    if path is None:
         return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    header = _header_stats(str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if isinstance(path, Path):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        header = _header_stats(str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    else:
+        header = _remote_header_stats(path)
     if header is None:
         return None
     dmin, dmax, dmean, rms = header
@@ -83,9 +86,34 @@ def _header_stats(
     del inode, size, mtime_ns
     try:
         with open(path, "rb") as f:
-            raw = f.read(1024)
+            return _parse_header(f.read(1024))
     except OSError:
         return None
+
+
+_Header = tuple[float, float, float, float]
+_REMOTE_HEADERS: dict[str, _Header | None] = {}  # by URL; bounded by REMOTE_HEADERS_KEPT
+REMOTE_HEADERS_KEPT = 4096  # 4,096 x ~200 bytes: under 1 MB
+
+
+def _remote_header_stats(path: Location) -> _Header | None:
+    """The header of an MRC file on a store: one ranged GET, the answer kept by URL (a
+    tomogram's file is replaced, not edited, on the portal; a restart forgets). A failed
+    request is not kept: the next state asks again."""
+    url = path.url
+    if url in _REMOTE_HEADERS:
+        return _REMOTE_HEADERS[url]
+    try:
+        found = _parse_header(path.read_prefix(1024))
+    except OSError:  # StoreError: missing, unreachable, shorter than a header
+        return None
+    if len(_REMOTE_HEADERS) >= REMOTE_HEADERS_KEPT:
+        _REMOTE_HEADERS.pop(next(iter(_REMOTE_HEADERS)))  # the oldest first
+    _REMOTE_HEADERS[url] = found
+    return found
+
+
+def _parse_header(raw: bytes) -> _Header | None:
     if len(raw) < 1024 or raw[208:212] != b"MAP ":
         return None
     # Machine stamp: 0x44 0x44 (or 0x44 0x41) little-endian, 0x11 0x11 big-endian.
@@ -96,19 +124,12 @@ def _header_stats(
 
 
 def tomogram_contrast(
-    stats: dict[str, Any] | None,
-    run: Run,
-    tomogram: Tomogram,
-    provider: StatsProvider | None,
+    stats: dict[str, Any] | None, tomogram: Tomogram
 ) -> tuple[Contrast | None, str | None]:
     """The tomogram's contrast and, when the summary did not give it, a note saying why."""
     found = from_stats(stats, "summary")
     if found is not None:
         return found, None
-    if provider is not None:
-        found = from_stats(provider(run, tomogram), "computed")
-        if found is not None:
-            return found, f"tomogram {tomogram.id}: no statistics summary; computed on the fly"
     found = from_mrc_header(tomogram.mrc_path)
     if found is not None:
         return found, f"tomogram {tomogram.id}: no statistics summary; contrast from the MRC header"

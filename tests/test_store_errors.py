@@ -4,11 +4,13 @@ stalled requests, a file changed between listing and reading, a truncated zarr c
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from store_support import empty_bucket, faulty_proxy, s3_environment, upload
@@ -59,6 +61,35 @@ def test_index_refresh_rereads_only_the_changed_run(sample_root: Path, tmp_path:
     _, only = index.refresh(tree, out, runs=["TS_100"])
     assert only.runs == 1 and only.datasets == 1
     assert sorted(index.TreeIndex.load(open_store(out)).dataset_ids) == ["10000", "10001"]
+
+
+def _rewrite(path: Path, edit: Any) -> None:
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    edit(data)
+    path.write_bytes(gzip.compress(json.dumps(data).encode()))
+
+
+def test_damaged_index_files_are_named_not_raised(sample_root: Path, tmp_path: Path) -> None:
+    """A published index is someone else's file: a wrong shape in the top file or in one
+    dataset's record is a warning naming that file, and the other datasets still load."""
+    tree, out = tmp_path / "tree", tmp_path / "out"
+    shutil.copytree(sample_root, tree)
+    index.refresh(tree, out)
+    folder = out / index.FOLDER
+    stored = index.TreeIndex.load(open_store(out))
+    assert stored is not None
+    damaged = folder / "datasets" / stored.top["datasets"]["10001"]["file"]
+    _rewrite(damaged, lambda record: record["runs"]["TS_100"].__setitem__("files", 5))
+    lazy = Catalogue.from_index(open_store(tree), open_store(out))
+    assert lazy.run("10000", "TS_026") is not None
+    assert lazy.run("10001", "TS_100") is None
+    (warning,) = [w for w in lazy.warnings if damaged.name in str(w)]
+    assert "damaged index file" in str(warning) and "files" in str(warning)
+
+    _rewrite(folder / "index.json.gz", lambda top: top["datasets"]["10000"].pop("file"))
+    broken = Catalogue.from_index(open_store(tree), open_store(out))
+    assert list(broken.datasets) == []
+    assert any("index.json.gz" in str(w) and "file" in str(w) for w in broken.warnings)
 
 
 def test_catalogue_shows_alignment_matching(sample_root: Path, tmp_path: Path) -> None:

@@ -44,21 +44,10 @@ def bucket_tree(
 
 
 def same_state(here: dict[str, Any], there: dict[str, Any], local: str, public: str) -> bool:
-    """The local tree's state equals the store tree's once ``local`` reads ``public``.
-
-    One documented difference is set aside: the stand-in trees have no tomogram summary, and
-    ngstate reads contrast limits from a *local* MRC header only (a request per state is not
-    worth it on a store: ngstate.contrast.from_mrc_header), so the image shader differs.
-    """
-
-    def comparable(state: dict[str, Any]) -> dict[str, Any]:
-        for layer in state["layers"]:
-            if layer["type"] == "image":
-                layer.pop("shader", None)
-        return state
-
+    """The local tree's state equals the store tree's once ``local`` reads ``public``
+    (contrast included: without a summary both read the MRC twin's header)."""
     moved = json.loads(json.dumps(here).replace(local, public))
-    return comparable(moved) == comparable(json.loads(json.dumps(there)))
+    return bool(moved == there)
 
 
 def get_view(client: Any, dataset_id: str, run_name: str) -> dict[str, Any]:
@@ -168,3 +157,23 @@ def test_https_tree_is_served_from_its_published_index(
         assert f"/view/{DATASET}/{RUN}".encode() in listing
     top = index.TreeIndex.load(open_store(root))
     assert top is not None and top.top["datasets"][DATASET]["objects"]
+
+
+def test_mrc_header_contrast_is_read_from_the_bucket_with_one_ranged_request(
+    bucket_tree: tuple[Path, str, str],
+) -> None:
+    """A tree on a store without summaries gets the MRC twin's header limits, as a local
+    tree does: one ranged GET per file, then kept."""
+    from cryoet_ng.store import Location
+    from ngstate.contrast import from_mrc_header
+
+    local_root, url, _ = bucket_tree
+    mrc = next(local_root.rglob("*.mrc"))
+    here = from_mrc_header(mrc)
+    assert here is not None and here.source == "MRC header"
+    there = Location(url, mrc.relative_to(local_root).as_posix())
+    before = there.store.requests["read"]
+    assert from_mrc_header(there) == here
+    assert from_mrc_header(there) == here
+    assert there.store.requests["read"] - before == 1
+    assert from_mrc_header(Location(url, "no/such.mrc")) is None

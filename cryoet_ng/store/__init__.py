@@ -168,6 +168,9 @@ class Location:
     def read_text(self) -> str:
         return self.read_bytes().decode()
 
+    def read_prefix(self, length: int) -> bytes:
+        return self.store.read_prefix(self.key, length)
+
     def is_relative_to(self, other: TreePath) -> bool:
         if not isinstance(other, Location) or other.root != self.root:
             return False

@@ -102,6 +102,12 @@ class TreeStore(ABC):
     def read(self, key: str, version: str | None = None) -> bytes:
         """The object's bytes; :class:`Changed` when ``version`` is given and differs."""
 
+    def read_prefix(self, key: str, length: int) -> bytes:
+        """The object's first ``length`` bytes (fewer when it is shorter): a file header
+        without the file. Stores that can read a range override this; the default reads
+        the whole object."""
+        return self.read(key)[:length]
+
     def download(self, key: str, dest: Path) -> None:
         """Copy the object to the local file ``dest``. Stores that can stream override this
         so a large input never sits in memory whole."""

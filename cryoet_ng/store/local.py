@@ -113,6 +113,17 @@ class LocalStore(TreeStore):
             raise Changed(str(path), "changed between listing and reading; run again")
         return data
 
+    def read_prefix(self, key: str, length: int) -> bytes:
+        self.requests["read"] += 1
+        path = self._path(key)
+        try:
+            with path.open("rb") as handle:
+                return handle.read(length)
+        except FileNotFoundError as exc:
+            raise NotFound(str(path), "no such file") from exc
+        except OSError as exc:
+            raise StoreError(str(path), f"cannot read: {exc.strerror}") from exc
+
     def head(self, key: str) -> Entry | None:
         self.requests["head"] += 1
         try:

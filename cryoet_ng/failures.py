@@ -1,7 +1,7 @@
 """Failure records: ``<output>.failed.json`` says the last precompute of an input failed.
 
 The batch writes one (atomically) beside a job's summary when the job fails, and removes
-it when the job later succeeds or is found current (:mod:`precompute.batch`). ngstate reads
+it when the job later succeeds or is found current (:mod:`precompute.task`). ngstate reads
 it as one of a state's inputs (:func:`ngstate.inputs.state_inputs`), so the server's
 freshness check sees it appear and go:
 

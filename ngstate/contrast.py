@@ -92,25 +92,21 @@ def _header_stats(
 
 
 _Header = tuple[float, float, float, float]
-_REMOTE_HEADERS: dict[str, _Header | None] = {}  # by URL; bounded by REMOTE_HEADERS_KEPT
-REMOTE_HEADERS_KEPT = 4096  # 4,096 x ~200 bytes: under 1 MB
 
 
 def _remote_header_stats(path: Location) -> _Header | None:
     """The header of an MRC file on a store: one ranged GET, the answer kept by URL (a
     tomogram's file is replaced, not edited, on the portal; a restart forgets). A failed
-    request is not kept: the next state asks again."""
-    url = path.url
-    if url in _REMOTE_HEADERS:
-        return _REMOTE_HEADERS[url]
+    request is not kept (``lru_cache`` does not keep exceptions): the next state asks again."""
     try:
-        found = _parse_header(path.read_prefix(1024))
+        return _remote_header(path.root, path.key)
     except OSError:  # StoreError: missing, unreachable, shorter than a header
         return None
-    if len(_REMOTE_HEADERS) >= REMOTE_HEADERS_KEPT:
-        _REMOTE_HEADERS.pop(next(iter(_REMOTE_HEADERS)))  # the oldest first
-    _REMOTE_HEADERS[url] = found
-    return found
+
+
+@functools.lru_cache(maxsize=4096)  # 4,096 x ~200 bytes: under 1 MB; thread-safe
+def _remote_header(root: str, key: str) -> _Header | None:
+    return _parse_header(Location(root, key).read_prefix(1024))
 
 
 def _parse_header(raw: bytes) -> _Header | None:

@@ -2,11 +2,13 @@
 
 :func:`run_batch` scans the tree, checks the selection (an unknown dataset or run, or a
 data root that is not a portal tree, is a usage error before anything starts), takes the
-output root's locks for the datasets it writes (:mod:`precompute.locks`), removes the
-``.tmp-*`` leftovers of killed writers from the output folders it will write into, and runs
-every job in this process or on Dask (:mod:`precompute.execution`: small batches in
-process, every job under a timeout), reporting progress as it goes
-(:mod:`precompute.progress`).
+output root's locks for the datasets it writes (:mod:`precompute.locks`), lets the root
+prepare (a folder: removes the ``.tmp-*`` leftovers of killed writers), and runs every job
+in this process or on Dask (:mod:`precompute.execution`: small batches in process), each as
+:func:`precompute.task.run_task` (placed by the output root, under a timeout, published and
+its failure record updated where it runs), reporting progress as it goes
+(:mod:`precompute.progress`). The driver itself reads and writes only the store or folder
+of the output root, never a worker's files.
 
 Each job decides on its worker whether its output is current (see :mod:`precompute.runner`),
 so re-runs are cheap and a killed run resumes where it stopped.
@@ -17,7 +19,6 @@ so re-runs are cheap and a killed run resumes where it stopped.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import sys
 import time
@@ -25,22 +26,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cryoet_ng import index
-from cryoet_ng.atomic import remove_stale_temporaries
 from cryoet_ng.catalogue import Catalogue
 from cryoet_ng.commands import UsageError, dataset_ids, require_selection, require_tree, run_names
 from cryoet_ng.config import Config
-from cryoet_ng.failures import FailureRecord
-from cryoet_ng.store import TreePath, open_store
-from precompute.errors import Failure
+from cryoet_ng.store import StoreError, open_store
 from precompute.execution import Plan, outcomes
 from precompute.job_types import REGISTRY
 from precompute.jobs import Job
-from precompute.locks import LockTimeout, dataset_locks
-from precompute.output_roots import LocalRoot, OutputRoot
+from precompute.locks import LockTimeout
+from precompute.output_roots import OutputRoot
 from precompute.progress import Progress
 from precompute.report import BatchReport
-from precompute.runner import Outcome, relative_to_root
+from precompute.runner import Outcome
 from precompute.signatures import SignatureRecords
+from precompute.task import failure_record
 
 __all__ = ["Plan", "run_batch"]
 
@@ -72,19 +71,15 @@ def run_batch(data_root: str | Path, out: OutputRoot, config: Config, plan: Plan
         # Read under the locks: a batch that waited sees what the previous one recorded.
         signatures = SignatureRecords.of(out.url, out.local)
         jobs = signatures.apply(jobs, config)
-        finished: list[Job] = []
-        out.prepare(jobs, force=plan.force)
-        removed = sum(remove_stale_temporaries(f) for f in {j.summary.parent for j in jobs})
-        if removed:
-            log.info("removed %d stale temporary entries of an interrupted run", removed)
+        finished: list[tuple[Job, str]] = []
+        out.prepare(jobs)
         log.info("%d jobs from %s, running %s", len(jobs), catalogue.root, describe)
         with Progress(len(jobs), settings.progress_seconds) as progress:
-            for job, outcome in outcomes(jobs, config, plan, in_process):
-                if outcome.status == "done":
-                    outcome = _publish(out, job, outcome)
-                _note_outcome(out, job, outcome, config)
-                if outcome.status != "failed":
-                    finished.append(job)
+            for job, outcome in outcomes(jobs, config, plan, in_process, out):
+                if not outcome.recorded:
+                    _record_failure(out, job, outcome, config)
+                if outcome.status != "failed" and outcome.fingerprint is not None:
+                    finished.append((job, outcome.fingerprint))
                 report.add(outcome)
                 progress.add(outcome.status)
                 if outcome.status == "failed" and outcome.error is not None:
@@ -96,19 +91,17 @@ def run_batch(data_root: str | Path, out: OutputRoot, config: Config, plan: Plan
 
 @contextlib.contextmanager
 def _locks(out: OutputRoot, jobs: list[Job], wait: float | None, every: float) -> Iterator[None]:
-    """The locks of the datasets the jobs write into, on a local output root."""
-    if not isinstance(out, LocalRoot):  # object stores: no lock (see precompute.locks)
-        yield
-        return
+    """The output root's locks of the datasets the jobs write into."""
 
     def notify(message: str) -> None:
         print(f"precompute: {message}", file=sys.stderr, flush=True)
 
-    try:
-        with dataset_locks(out.local, {j.dataset_id for j in jobs}, wait, notify, every):
-            yield
-    except LockTimeout as exc:
-        raise UsageError(str(exc)) from exc
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(out.locks({j.dataset_id for j in jobs}, wait, notify, every))
+        except (LockTimeout, StoreError) as exc:  # held too long, or the store cannot lock
+            raise UsageError(str(exc)) from exc
+        yield
 
 
 def _catalogue(
@@ -124,48 +117,15 @@ def _catalogue(
     return Catalogue.from_records(store, records, report.warnings)
 
 
-def _publish(out: OutputRoot, job: Job, outcome: Outcome) -> Outcome:
-    """Publish a finished output; an upload error fails the job instead of the batch."""
+def _record_failure(out: OutputRoot, job: Job, outcome: Outcome, config: Config) -> None:
+    """The failure record of a job whose worker recorded none (it was lost, none ever
+    started, or the record could not be written or removed there). Never fatal: the
+    outputs are right, only the stale/failed flag of the state would be."""
+    if outcome.status != "failed":
+        log.warning("%s: its old failure record may remain (not removed)", outcome.job)
+        return
     try:
-        out.publish(job)
+        roots = (config.data_root, config.out_root, out.local)
+        out.record_failure(job, failure_record(job, outcome, config.data_root, roots))
     except Exception as exc:
-        error = Failure(str(job.source), f"publishing failed: {exc}")
-        return dataclasses.replace(outcome, status="failed", error=error)
-    return outcome
-
-
-def _note_outcome(out: OutputRoot, job: Job, outcome: Outcome, config: Config) -> None:
-    """Write the job's failure record when it failed, remove it otherwise.
-
-    A record that cannot be written or removed is logged, never fatal: the outputs
-    themselves are right, only the stale/failed flag of the state would be.
-    """
-    try:
-        if outcome.status == "failed":
-            roots = (config.data_root, config.out_root, out.local)
-            out.record_failure(job, failure_record(job, outcome, config.data_root, roots))
-        else:
-            out.clear_failure(job)
-    except Exception as exc:
-        log.warning("%s: failure record not updated: %s", outcome.job, exc)
-
-
-def failure_record(
-    job: Job, outcome: Outcome, data_root: Path | str, roots: tuple[Path | str, ...]
-) -> FailureRecord:
-    """What ngstate tells people about a failed job: no machine-local paths (``roots`` are
-    cut from the message; the file is named relative to ``data_root``)."""
-    error = outcome.error or Failure(outcome.output, "failed")
-    # The job's own input may lie on a store (a URL that Path would mangle).
-    failed: TreePath = job.source if error.file == str(job.source) else Path(error.file)
-    message = error.message
-    texts = {str(r.resolve()) if isinstance(r, Path) else r for r in roots}
-    for root in sorted(texts, key=len, reverse=True):
-        message = message.replace(f"{root}/", "").replace(root, ".")
-    return FailureRecord(
-        job=outcome.job,
-        file=relative_to_root(failed, data_root),
-        message=message,
-        line=error.line,
-        failed_at=time.time(),
-    )
+        log.warning("%s: failure record not written: %s", outcome.job, exc)

@@ -28,18 +28,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryoet_ng.config import Config
 from cryoet_ng.store import Location, TreePath
 from precompute.errors import Failure
 from precompute.jobs import Job
-from precompute.runner import Outcome, execute
+from precompute.output_roots import LocalRoot, OutputRoot
+from precompute.runner import Outcome
+from precompute.task import run_task
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -104,40 +106,23 @@ def _size(path: TreePath, limit: int) -> int:
         return 0
 
 
-def execute_bounded(job: Job, config: Config, force: bool) -> Outcome:
-    """:func:`~precompute.runner.execute` under ``precompute.job_timeout``: a job still
-    running then gives a failed outcome with ``timed_out`` set (its thread keeps running:
-    see the module docstring)."""
-    timeout = config.precompute.job_timeout
-    if timeout <= 0:
-        return execute(job, config, force)
-    result: list[Outcome] = []
-    thread = threading.Thread(
-        target=lambda: result.append(execute(job, config, force)),
-        name=f"job {job.name}",
-        daemon=True,
-    )
-    started = time.perf_counter()
-    thread.start()
-    thread.join(timeout)
-    if result:
-        return result[0]
-    message = f"timed out after {timeout:g} s (precompute.job_timeout)"
-    error = Failure(str(job.source), message)
-    seconds = time.perf_counter() - started
-    return Outcome(job.name, "failed", seconds, str(job.target), error, timed_out=True)
-
-
 def outcomes(
-    jobs: list[Job], config: Config, plan: Plan, in_process: bool
+    jobs: list[Job],
+    config: Config,
+    plan: Plan,
+    in_process: bool,
+    root: OutputRoot | None = None,
 ) -> Iterator[tuple[Job, Outcome]]:
-    """Outcomes in completion order, from this process or from Dask workers."""
+    """Outcomes in completion order, from this process or from Dask workers; every job
+    runs as :func:`~precompute.task.run_task` with ``root`` (default: the configured
+    output folder)."""
+    root = root if root is not None else LocalRoot(Path(config.out_root))
     if in_process:
         for job in jobs:
-            yield job, execute_bounded(job, config, plan.force)
+            yield job, run_task(job, root, config, plan.force)
         return
     if jobs:
-        yield from _dask_outcomes(jobs, config, plan)
+        yield from _dask_outcomes(jobs, config, plan, root)
 
 
 def _worker_environ() -> dict[str, object]:
@@ -178,7 +163,9 @@ def _client(plan: Plan) -> Iterator[Client]:
         logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
 
 
-def _dask_outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tuple[Job, Outcome]]:
+def _dask_outcomes(
+    jobs: list[Job], config: Config, plan: Plan, root: OutputRoot
+) -> Iterator[tuple[Job, Outcome]]:
     import dask
     from dask.distributed import wait
 
@@ -197,8 +184,9 @@ def _dask_outcomes(jobs: list[Job], config: Config, plan: Plan) -> Iterator[tupl
         batch_id = uuid.uuid4().hex[:8]  # keys stay unique on a shared scheduler
         pending: dict[Future, Job] = {
             client.submit(
-                execute_bounded,
+                run_task,
                 job,
+                root,
                 config,
                 plan.force,
                 key=f"precompute-{batch_id}-{i}",

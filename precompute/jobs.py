@@ -116,6 +116,17 @@ class Job:
         assert dataclasses.is_dataclass(self) and not isinstance(self, type)
         return dataclasses.replace(self, known_fingerprint=fingerprint)
 
+    def relocated(self, old: Path, new: Path) -> Self:
+        """This job with every local path under ``old`` moved under ``new`` (its outputs,
+        when an output root stages each job in a private folder where it runs)."""
+        assert dataclasses.is_dataclass(self) and not isinstance(self, type)
+        moved = {
+            field.name: new / value.relative_to(old)
+            for field in dataclasses.fields(self)
+            if isinstance(value := getattr(self, field.name), Path) and value.is_relative_to(old)
+        }
+        return dataclasses.replace(self, **moved)
+
     def is_complete(self) -> bool:
         """Whether the output beside the summary exists (a precomputed folder has ``info``)."""
         folder = self.output_folder

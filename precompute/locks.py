@@ -21,11 +21,17 @@ going would report an error for a tree that ends up complete). ``lock_wait`` bou
 wait: 0 refuses at once, and a batch that cannot get its locks in time exits with status
 2 naming the holder. Batches on disjoint datasets run side by side.
 
-Object-store output roots (``s3://``, ``gs://``) take no lock: a bucket offers no lock
-primitive here, and the staging folders are private to each batch, so one batch cannot
-remove another's temporaries there; two batches on one prefix may convert the same job
-twice, and while both publish the same output a reader can briefly see it incomplete.
-Run one batch per object-store prefix.
+An object-store output root (``s3://``, ``gs://``) has no ``flock``: a batch holds a
+**lease object** per dataset, ``<prefix>/cryoet-ng-index/locks/<dataset>.lock`` (holder and
+``expires``, POSIX seconds), created with a conditional PUT (S3 ``If-None-Match: *``) that
+only one batch can win. The holder renews it every :data:`RENEW_SECONDS` (a conditional PUT
+on its own ETag) and deletes it at the end. A killed batch's lease is not renewed: once it
+has expired (:data:`LEASE_SECONDS` after the last renewal) the next batch takes it over,
+again conditionally (``If-Match`` on the expired lease's ETag), so of two batches waiting
+for one expired lease only one gets it. Expiry is compared with the waiting machine's
+clock: clocks may disagree by much less than the lease. The lease guards the outputs under
+the prefix wherever the jobs run (on workers that share nothing); a store without
+conditional writes cannot be locked and the batch refuses it (exit 2).
 """
 
 from __future__ import annotations
@@ -53,9 +59,16 @@ class LockTimeout(RuntimeError):
 def holder_of(path: Path) -> str:
     """Who holds (or last held) the lock file at ``path``, as written by its holder."""
     try:
-        info = json.loads(path.read_text())
+        return describe_holder(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return "another batch"
+
+
+def describe_holder(info: object) -> str:
+    try:
+        assert isinstance(info, dict)
         return f"pid {info['pid']} on {info['host']}, started {info['started']}: {info['command']}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (AssertionError, KeyError, TypeError):
         return "another batch"
 
 
@@ -92,32 +105,51 @@ def _acquire(
     notify: Callable[[str], None] | None,
     notify_every: float,
 ) -> None:
-    started = time.monotonic()
-    told = -notify_every
-    while True:
+    def attempt() -> bool:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except BlockingIOError:
-            pass
+            return False
+
+    what = f"dataset {path.stem} of {path.parents[2]}"
+    wait_for(attempt, what, lambda: holder_of(path), wait, notify, notify_every)
+
+
+def wait_for(
+    attempt: Callable[[], bool],
+    what: str,
+    holder: Callable[[], str],
+    wait: float | None,
+    notify: Callable[[str], None] | None,
+    notify_every: float,
+    poll: float = 0.2,
+) -> None:
+    """Call ``attempt`` until it takes the lock; :class:`LockTimeout` after ``wait``
+    seconds, ``notify`` told whom we wait for at once and every ``notify_every`` seconds."""
+    started = time.monotonic()
+    told = -notify_every
+    while not attempt():
         waited = time.monotonic() - started
-        what = f"dataset {path.stem} of {path.parents[2]}"
         if wait is not None and waited >= wait:
-            raise LockTimeout(f"{what} is being precomputed by {holder_of(path)}")
+            raise LockTimeout(f"{what} is being precomputed by {holder()}")
         if notify is not None and waited - told >= notify_every:
-            notify(f"waiting for {what}, held by {holder_of(path)}")
+            notify(f"waiting for {what}, held by {holder()}")
             told = waited
-        time.sleep(0.2 if wait is None else min(0.2, max(0.0, wait - waited)))
+        time.sleep(poll if wait is None else min(poll, max(0.0, wait - waited)))
 
 
-def _write_holder(handle: IO[str]) -> None:
-    info = {
+def holder_info() -> dict[str, object]:
+    return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "command": " ".join(sys.argv)[:300],
     }
+
+
+def _write_holder(handle: IO[str]) -> None:
     handle.seek(0)
     handle.truncate()
-    handle.write(json.dumps(info))
+    handle.write(json.dumps(holder_info()))
     handle.flush()

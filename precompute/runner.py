@@ -41,6 +41,13 @@ class Outcome:
     output: str  # Job.target
     error: Failure | None = None
     timed_out: bool = False  # failed because it ran past precompute.job_timeout
+    # The summary's fingerprint (done or skipped): the driver records it with the input's
+    # signature (precompute.signatures) without reading the summary, which may be on a
+    # worker's disk or in a bucket.
+    fingerprint: str | None = None
+    # Its failure record was written or removed where it ran (precompute.task); the
+    # driver records only the failures no worker saw (a lost worker, no worker at all).
+    recorded: bool = False
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -88,7 +95,8 @@ def execute(job: Job, config: Config, force: bool = False) -> Outcome:
     try:
         expected = fingerprint(job, config)
         if not force and is_current(job, expected):
-            return Outcome(job.name, "skipped", time.perf_counter() - start, output)
+            seconds = time.perf_counter() - start
+            return Outcome(job.name, "skipped", seconds, output, fingerprint=expected)
         summary = run_job(job, config)
         summary.fingerprint = expected
         # Name the output and the input relatively (to the summary's folder and to the data
@@ -107,4 +115,4 @@ def execute(job: Job, config: Config, force: bool = False) -> Outcome:
             traceback=traceback.format_exc(limit=8),
         )
         return Outcome(job.name, "failed", time.perf_counter() - start, output, error)
-    return Outcome(job.name, "done", time.perf_counter() - start, output)
+    return Outcome(job.name, "done", time.perf_counter() - start, output, fingerprint=expected)

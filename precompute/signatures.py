@@ -90,17 +90,12 @@ class SignatureRecords:
             out.append(job)
         return out
 
-    def update(self, finished: Iterable[Job], config: Config) -> None:
-        """Record the fingerprints of finished (done or skipped) jobs from their summaries."""
+    def update(self, finished: Iterable[tuple[Job, str]], config: Config) -> None:
+        """Record the fingerprints of finished (done or skipped) jobs, as their workers
+        reported them (the summaries may be on a worker's disk or in a bucket)."""
         changed: set[str] = set()
-        for job in finished:
+        for job, fingerprint in finished:
             if job.signature is None:
-                continue
-            try:
-                fingerprint = json.loads(job.summary.read_text()).get("fingerprint")
-            except (OSError, ValueError, AttributeError):
-                continue
-            if not isinstance(fingerprint, str):
                 continue
             entry = [job.signature, _params(job, config), fingerprint]
             records = self.records(job.dataset_id)

@@ -165,8 +165,9 @@ def test_mrc_header_contrast_is_read_from_the_bucket_with_one_ranged_request(
     """A tree on a store without summaries gets the MRC twin's header limits, as a local
     tree does: one ranged GET per file, then kept."""
     from cryoet_ng.store import Location
-    from ngstate.contrast import from_mrc_header
+    from ngstate.contrast import _remote_header, from_mrc_header
 
+    _remote_header.cache_clear()  # earlier tests read the same bucket's headers
     local_root, url, _ = bucket_tree
     mrc = next(local_root.rglob("*.mrc"))
     here = from_mrc_header(mrc)

@@ -121,6 +121,11 @@ class TreeStore(ABC):
     def write(self, key: str, data: bytes) -> None:
         """Replace the object atomically (readers see the old or the new bytes)."""
 
+    def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        """Write only if the object is absent (``version`` None) or still at ``version``;
+        its new version, or None when the condition failed (a compare-and-swap: locks)."""
+        raise StoreError(self.url_of(key), "this store has no conditional writes")
+
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; no error when it is already gone."""

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import obstore
-from obstore.exceptions import BaseError, NotFoundError, PreconditionError
+from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError, PreconditionError
 from obstore.store import GCSStore, HTTPStore, S3Store
 
 from cryoet_ng.store.base import (
@@ -256,6 +256,18 @@ class ObjectTreeStore(TreeStore):
             obstore.put(self._store, key, data)  # a single PUT replaces atomically
         except _ERRORS as exc:
             raise self._error(key, exc, "write") from exc
+
+    def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        """S3 ``If-None-Match: *`` / ``If-Match: <ETag>`` on the PUT (GCS: generations)."""
+        self.requests["write"] += 1
+        mode: Any = "create" if version is None else {"e_tag": version}
+        try:
+            result = obstore.put(self._store, key, data, mode=mode)
+        except (AlreadyExistsError, PreconditionError):
+            return None
+        except _ERRORS as exc:
+            raise self._error(key, exc, "write") from exc
+        return str(result["e_tag"])
 
     def delete(self, key: str) -> None:
         self.requests["delete"] += 1

@@ -29,9 +29,11 @@ install: $(STAMP)
 demo: demo-data
 	$(BIN)/cryoet-ng serve --data-root $(DEMO_DIR)
 
-# Sample tree at demo size (generated once), precomputed (a re-run skips finished work),
-# with the portal's state files exported.
-$(DEMO_DIR)/sample-manifest.json: | $(STAMP)
+# Sample tree at demo size, precomputed (a re-run skips finished work), with the portal's
+# state files exported. Generated again when the generator changed since (a tree from an
+# older generator lacks what was added later: the surface mesh 107 went unseen that way).
+SAMPLE_SOURCES := $(wildcard cryoet_ng/sample/*.py)
+$(DEMO_DIR)/sample-manifest.json: $(SAMPLE_SOURCES) | $(STAMP)
 	$(BIN)/cryoet-ng sample $(DEMO_DIR) --size demo --seed $(DEMO_SEED)
 
 demo-data: install $(DEMO_DIR)/sample-manifest.json

@@ -500,6 +500,22 @@ def _central(pixels: np.ndarray, box: list[float], half: float = 0.02) -> np.nda
     return pixels[y - r : y + r, x - r : x + r]
 
 
+def first_mesh_layer(opened: dict[Any, OpenedView], suffix: str) -> tuple[OpenedView, dict]:
+    """The first view with a mesh layer whose output folder ends in ``suffix``, and the layer."""
+    for view in opened.values():
+        for spec in layer_specs(view.served_state):
+            if spec.get("type") == "segmentation" and source_url(spec).rstrip("/").endswith(suffix):
+                return view, spec
+    raise AssertionError(f"no {suffix} layer in any view")
+
+
+def assert_ranged_mesh_reads(service: ProjectServer, mark: int, spec: dict[str, Any]) -> None:
+    """The viewer read the layer's mesh shard through byte ranges since ``mark``."""
+    folder = urllib.parse.urlparse(http_of(source_url(spec))).path.rstrip("/") + "/mesh/"
+    reads = [r for r in service.requests.since(mark) if r.path.startswith(folder)]
+    assert any(r.status == 206 for r in reads), f"no ranged mesh reads: {reads[:10]}"
+
+
 def test_particle_models_draw_where_the_picks_are(
     opened: dict[Any, OpenedView],
     viewer: Viewer,
@@ -511,15 +527,7 @@ def test_particle_models_draw_where_the_picks_are(
     hidden); centred beside the tomogram, nothing; the mesh shards were read."""
     from cryoet_ng.catalogue import Catalogue
 
-    found = [
-        (view, spec)
-        for view in opened.values()
-        for spec in layer_specs(view.served_state)
-        if spec.get("type") == "segmentation"
-        and source_url(spec).rstrip("/").endswith("_orientedmesh")
-    ]
-    assert found, "no particle-model layer in any view"
-    view, spec = found[0]
+    view, spec = first_mesh_layer(opened, "_orientedmesh")
     name = spec["name"]
     assert name in visible_names(view.served_state)  # shown by default
     run = Catalogue.scan(data_root, [view.dataset]).run(view.dataset, view.run)
@@ -551,9 +559,7 @@ def test_particle_models_draw_where_the_picks_are(
     centre = _central(PixelDiff.between(on, off).changed, box)
     assert centre.mean() > 0.5, f"the model at {pick} covers {centre.mean():.0%} of the centre"
     assert _central(off, box).max() < 24, "something is drawn at the pick with the layer hidden"
-    folder = urllib.parse.urlparse(http_of(source_url(spec))).path.rstrip("/") + "/mesh/"
-    reads = [r for r in service.requests.since(mark) if r.path.startswith(folder)]
-    assert any(r.status == 206 for r in reads), f"no ranged mesh reads: {reads[:10]}"
+    assert_ranged_mesh_reads(service, mark, spec)
 
     beside = [-4.0 * max(tomogram.size_xyz), pick[1], pick[2]]  # no pick within reach
     state = only_visible(view.served_state, {name}, position=beside, **camera)
@@ -561,6 +567,87 @@ def test_particle_models_draw_where_the_picks_are(
     empty = viewer.canvas()
     save_png(empty, artifacts / "particle-models-beside.png")
     assert _central(empty, viewer.js(PERSPECTIVE_BOX_JS)).max() < 24, "model where no pick is"
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``mask`` grown by ``radius`` pixels (a square neighbourhood)."""
+    grown = mask.copy()
+    padded = np.pad(mask, radius)
+    h, w = mask.shape
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            grown |= padded[dy : dy + h, dx : dx + w]
+    return grown
+
+
+def test_triangular_mesh_draws_where_the_surface_is(
+    opened: dict[Any, OpenedView],
+    viewer: Viewer,
+    service: ProjectServer,
+    artifacts: Path,
+    data_root: Path,
+) -> None:
+    """The TriangularMesh layer is shown by default, loads without a layer error, and in an
+    orthographic 3-D view its pixels lie on the glb's own vertices (read from the annotation
+    file, scaled from its spacing to the tomogram's): most of the surface's footprint is
+    drawn, nothing outside it, and nothing at all with the layer hidden."""
+    from cryoet_ng.catalogue import Catalogue
+    from precompute.meshes.glb import read_glb
+
+    view, spec = first_mesh_layer(opened, "_triangularmesh")
+    name = spec["name"]
+    assert name in visible_names(view.served_state), f"{name!r} is hidden by default"
+    layer = next(x for x in view.report.layers if x.name == name)
+    assert layer.ok and not layer.errors, f"{name!r} failed to load: {layer.errors}"
+
+    annotation = annotation_of(data_root, view, spec)
+    glb = next(f.path for f in annotation.files if f.shape == "TriangularMesh")
+    run = Catalogue.scan(data_root, [view.dataset]).run(view.dataset, view.run)
+    tomogram = None if run is None else run.default_tomogram()
+    assert tomogram is not None
+    mesh = read_glb(glb, 10**7)
+    vertices = mesh.vertices * (annotation.voxel_spacing / tomogram.voxel_spacing)
+    state = only_visible(
+        view.served_state,
+        {name},
+        layout={"type": "3d", "orthographicProjection": True},
+        projectionOrientation=[0.0, 0.0, 0.0, 1.0],  # looking along z
+        showSlices=False,
+        showScaleBar=False,
+        **NO_CHROME,
+    )
+    mark = service.requests.mark()
+    viewer.open_state(service.url("/v/main/"), state, READY_TIMEOUT)
+    on = viewer.canvas()
+    geometry = viewer.panel_geometry("perspective")
+    viewer.set_visible(name, False)
+    off = viewer.settled_canvas(READY_TIMEOUT)
+    save_png(on, artifacts / "triangular-mesh-on.png")
+    save_png(off, artifacts / "triangular-mesh-off.png")
+
+    # The surface's footprint: its vertices' pixels, grown by the longest projected edge.
+    uv = geometry.pixel_of(vertices)
+    corners = uv[mesh.faces]
+    edge = float(np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2).max())
+    footprint = np.zeros(on.shape[:2], bool)
+    u, v = np.round(uv).astype(np.int64).T
+    inside = (u >= 0) & (u < on.shape[1]) & (v >= 0) & (v < on.shape[0])
+    footprint[v[inside], u[inside]] = True
+    footprint = _dilate(footprint, max(2, int(np.ceil(edge))))
+    changed = PixelDiff.between(on, off).changed
+    left, top, width, height = geometry.box
+    panel = np.zeros_like(changed)
+    panel[top : top + height, left : left + width] = True
+    assert footprint[panel].mean() > 0.02, "the surface is not in the 3-D panel's view"
+    drawn = changed[footprint & panel].mean()
+    stray = changed[panel & ~_dilate(footprint, 3)].mean()
+    print(f"triangular mesh: {drawn:.0%} of its footprint drawn, {stray:.2%} of the rest")
+    assert drawn > 0.5, f"only {drawn:.0%} of the surface's footprint is drawn"
+    assert stray < 1e-3, f"{stray:.2%} of the 3-D panel outside the surface changed"
+    background = np.median(off[panel], axis=0)
+    lit = np.abs(off.astype(np.int16) - background).max(axis=-1) > 24
+    assert lit[panel].mean() < 1e-3, "something is drawn with the mesh layer hidden"
+    assert_ranged_mesh_reads(service, mark, spec)
 
 
 def test_saved_state_round_trip(

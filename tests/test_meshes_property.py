@@ -13,6 +13,7 @@ from mesh_support import partition_ok, random_rotations
 
 from cryoet_ng.config import MeshConfig
 from precompute.meshes.cells import place_instances, split_by_cells
+from precompute.meshes.glb import TriangleMesh, weld
 from precompute.meshes.lods import face_targets
 from precompute.multilod import encode_fragment, merge
 
@@ -124,3 +125,24 @@ def test_partition_rule_detects_a_crossing_triangle() -> None:
     )
     assert not partition_ok(points, np.array([[0, 1, 2]]))
     assert partition_ok(points, np.array([[0, 3, 4]]))  # on a mid-plane counts on both sides
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    points=arrays(np.float64, st.tuples(st.integers(3, 25), st.just(3)), elements=coords),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_weld_merges_equal_vertices_and_keeps_every_triangle(points: np.ndarray, seed: int) -> None:
+    """Per-face vertex copies (shuffled, -0.0 beside 0.0) weld to one vertex per distinct
+    point; every triangle whose corners differ keeps its corners, in order."""
+    rng = np.random.default_rng(seed)
+    faces = rng.integers(0, len(points), (20, 3))
+    copies = points[faces.reshape(-1)]
+    copies[copies == 0] = rng.choice([0.0, -0.0], int((copies == 0).sum()))
+    shuffle = rng.permutation(len(copies))
+    split = TriangleMesh(copies[shuffle], np.argsort(shuffle).reshape(-1, 3))
+    welded = weld(split)
+    keep = np.array([len({tuple(points[i] + 0.0) for i in f}) == 3 for f in faces])
+    used = np.unique(points[faces[keep]].reshape(-1, 3) + 0.0, axis=0)
+    assert len(np.unique(welded.vertices, axis=0)) == len(welded.vertices) == len(used)
+    np.testing.assert_array_equal(welded.vertices[welded.faces], points[faces[keep]] + 0.0)

@@ -97,3 +97,44 @@ def test_membrane_surface_lies_on_the_membrane(
     ijk = np.clip(np.rint(glb.vertices).astype(int), 0, np.asarray(mask.shape[::-1]) - 1)
     assert mask[ijk[:, 2], ijk[:, 1], ijk[:, 0]].mean() > 0.95
     check_format(out)
+
+
+@pytest.mark.parametrize("policy", ["auto+author", "auto"])
+def test_the_surface_mesh_is_shown_by_default(
+    sample_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str
+) -> None:
+    """Precomputed by the CLI, run 10000/TS_026 opens with its membrane surface shown beside
+    the MemBrain-seg mask of the same membrane (a surface and a voxel mask are two objects:
+    the surface's description names it), under the default policy and under the automatic
+    choice alone, and ``--explain`` says why."""
+    import cryoet_ng_cli as cli
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"data_root: {sample_copy}\nselection:\n  policy: {policy}\n")
+    args = ["--runs", "TS_026", "--datasets", "10000", "--workers", "1"]
+    assert cli.main(["precompute", str(sample_copy), *args]) == 0
+    capsys.readouterr()
+    state_args = ["state", str(sample_copy), "10000", "TS_026", "--config", str(config)]
+    assert cli.main(state_args) == 0
+    state = json.loads(capsys.readouterr().out)
+    (surface,) = [
+        layer
+        for layer in state["layers"]
+        if str(layer["source"]["url"]).endswith("-plasma_membrane_surface-1.0_triangularmesh")
+    ]
+    assert surface["type"] == "segmentation" and surface["visible"] is True
+    mask = next(x for x in state["layers"] if "membrain_seg_prediction" in x["source"]["url"])
+    name = surface["name"]
+    assert name.startswith("107 membrane · ") and mask["name"].startswith("105 membrane · ")
+    assert cli.main([*state_args, "--explain"]) == 0
+    rows = [x.split(maxsplit=1) for x in capsys.readouterr().out.splitlines()]
+    ((shown, text),) = [row for row in rows if len(row) == 2 and row[1].startswith(name)]
+    assert shown == "on"
+    why = text[len(name) :].strip()
+    if policy == "auto":
+        # The automatic choice alone: the curator-recommended surface wins over the mask,
+        # which would hide it (and the particles) inside its shell.
+        assert why.startswith("shown: curator-recommended; kept over ")
+        assert mask["name"] in why
+    else:
+        assert why == ("shown: author's is_visualization_default true; the automatic choice agrees")

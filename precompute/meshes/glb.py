@@ -77,11 +77,19 @@ def read_glb(path: Path, max_faces: int) -> TriangleMesh:
 def weld(mesh: TriangleMesh) -> TriangleMesh:
     """Merge bit-identical vertices (glb exporters split them per face) and drop unused ones.
 
-    A lexicographic sort of the rows: 36 ms for 100,000 vertices against 229 ms for
-    ``np.unique(axis=0)``, same result.
+    Rows are grouped by one sort of a 64-bit hash of their bits (3 ms for 100,000 rows
+    against 16 ms for a lexicographic sort of the three columns): the whole weld of the
+    100,000-vertex benchmark surface takes 28 ms instead of 39 ms (``np.unique(axis=0)``:
+    229 ms). Equal rows always share a hash, so they end up next to each other unless a
+    colliding row lies between them (odds about 1e-19 per pair); such a copy would merely
+    stay unmerged.
     """
-    v = mesh.vertices
-    order = np.lexsort(v.T[::-1])
+    v = mesh.vertices + 0.0  # -0.0 -> 0.0: equal values, equal bits
+    bits = np.ascontiguousarray(v).view(np.uint64).reshape(-1, 3)
+    with np.errstate(over="ignore"):
+        key = bits[:, 0] * _MIX[0] ^ bits[:, 1] * _MIX[1] ^ bits[:, 2] * _MIX[2]
+        key ^= key >> np.uint64(29)
+    order = np.argsort(key)
     ordered = v[order]
     new = np.r_[True, np.any(ordered[1:] != ordered[:-1], axis=1)]
     ids = np.empty(len(v), np.int64)
@@ -92,6 +100,10 @@ def weld(mesh: TriangleMesh) -> TriangleMesh:
     used[faces] = True
     compact = np.cumsum(used) - 1
     return TriangleMesh(ordered[new][used], compact[faces])
+
+
+# Odd 64-bit multipliers (splitmix64's constants) spreading each coordinate's bits.
+_MIX = np.array([0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB], np.uint64)
 
 
 def template_path(

@@ -105,10 +105,6 @@ class AnnotationFile:
     mesh_source: TreePath | None = None
     mesh_source_signature: str | None = None  # as ``signature``, of the model
 
-    @property
-    def is_precomputable(self) -> bool:
-        return PRECOMPUTED_FORMATS.get(self.shape) == self.format
-
 
 @dataclass(frozen=True)
 class Annotation:
@@ -117,6 +113,25 @@ class Annotation:
     metadata_path: TreePath
     metadata: dict[str, Any] = field(repr=False, compare=False)
     files: tuple[AnnotationFile, ...] = ()
+
+    def converted_file(self, shape: str) -> AnnotationFile | None:
+        """The one file of ``shape`` the precompute converts (and a state shows), or None.
+
+        The first file in the format of :data:`PRECOMPUTED_FORMATS`; for a mask, whose
+        portal twins are OME-Zarr and MRC, the zarr, or the MRC when the zarr is not
+        listed or not there (older depositions). The job types and ngstate both ask here,
+        so a mask published as MRC only is converted *and* shown.
+        """
+        entries = [f for f in self.files if f.shape == shape]
+        wanted = PRECOMPUTED_FORMATS.get(shape)
+        first = next((f for f in entries if f.format == wanted), None)
+        if shape not in VOLUME_SHAPES:
+            return first
+        mrc = next((f for f in entries if f.format == "mrc"), None)
+        return first if first is not None and (first.exists or mrc is None) else mrc
+
+    def is_converted(self, file: AnnotationFile) -> bool:
+        return self.converted_file(file.shape) is file
 
     @property
     def stem(self) -> str:

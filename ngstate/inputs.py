@@ -93,7 +93,7 @@ def state_inputs(run: Run, tomogram: Tomogram | None, layout: AnyLayout) -> Stat
 def _file_inputs(
     run: Run, annotation: Annotation, file: AnnotationFile, layout: AnyLayout
 ) -> tuple[FileInput, ...]:
-    if not file.is_precomputable:
+    if not annotation.is_converted(file):  # a twin or an unread format: no output
         return (FileInput(annotation, file, None, file.shape),)
     own = FileInput(
         annotation, file, layout.annotation_output(run, annotation, file.shape), file.shape

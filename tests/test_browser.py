@@ -834,8 +834,8 @@ def annotation_of(data_root: Path, view: OpenedView, spec: dict[str, Any]) -> An
     url = urllib.parse.unquote(source_url(spec)).rstrip("/")
     for annotation in run.annotations:
         for file in annotation.files:
-            output = layout.annotation_output(run, annotation, file.shape)
-            if file.is_precomputable and url.endswith(output.relative_to(data_root).as_posix()):
+            output = layout.annotation_output(run, annotation, file.shape).relative_to(data_root)
+            if annotation.is_converted(file) and url.endswith(output.as_posix()):
                 return annotation
     raise AssertionError(f"no annotation for layer {spec['name']!r} ({url})")
 

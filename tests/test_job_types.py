@@ -152,3 +152,48 @@ def test_register_checks_the_type() -> None:
         registry.register(AnnotationJob)
     assert registry.for_input("OrientedPoint") == (OrientedLengths,)
     assert registry.for_input("Point") == ()
+
+
+MASK_104 = "10000/TS_026/Reconstructions/VoxelSpacing13.480/Annotations/104/cytoplasm-1.0.json"
+
+
+@pytest.mark.parametrize("zarr", ["listed", "unlisted", "missing"])
+def test_the_batch_and_the_state_agree_on_which_file_is_converted(
+    sample_copy: Path, tmp_path: Path, zarr: str
+) -> None:
+    """A mask published as MRC only (older depositions), or whose listed zarr is absent, is
+    converted from the MRC, and the state takes that output: both ask
+    Annotation.converted_file, so a converted mask is never left out of the view."""
+    import json
+    import shutil
+
+    from ngstate.inputs import state_inputs
+
+    meta_path = sample_copy / MASK_104
+    meta = json.loads(meta_path.read_text())
+    zarr_entry = next(f for f in meta["files"] if f["format"] == "zarr")
+    if zarr == "unlisted":
+        meta["files"].remove(zarr_entry)
+        meta_path.write_text(json.dumps(meta))
+    if zarr != "listed":
+        shutil.rmtree(sample_copy / zarr_entry["path"])
+    catalogue = Catalogue.scan(sample_copy)
+    run = catalogue.run("10000", "TS_026")
+    assert run is not None
+    annotation = next(a for a in run.annotations if a.id == "104")
+    chosen = annotation.converted_file("SegmentationMask")
+    assert chosen is not None and chosen.format == ("zarr" if zarr == "listed" else "mrc")
+
+    layout = Layout(tmp_path / "out")
+    (job,) = [
+        j
+        for j in REGISTRY.jobs(catalogue, tmp_path / "out")
+        if isinstance(j, SegmentationMasks) and j.annotation_id == "104"
+    ]
+    assert job.source == chosen.path
+    shown = [
+        f
+        for f in state_inputs(run, None, layout).files
+        if f.annotation.id == "104" and f.output is not None
+    ]
+    assert [(f.file.format, f.output) for f in shown] == [(chosen.format, job.output)]

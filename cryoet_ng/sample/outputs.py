@@ -61,13 +61,14 @@ def fill_missing_outputs(
     info: Mapping[str, Any],
     files: Mapping[str, bytes] | None = None,
 ) -> int:
-    """:func:`write_output` for every precomputable file of ``run`` whose output folder is
-    missing (what a precompute run left undone); returns how many were written."""
+    """:func:`write_output` for every converted file of ``run``
+    (:meth:`Annotation.converted_file`) whose output folder is missing (what a precompute
+    run left undone); returns how many were written."""
     written = 0
     for annotation in run.annotations:
         for file in annotation.files:
             output = Layout(out_root).annotation_output(run, annotation, file.shape)
-            if file.is_precomputable and not output.exists():
+            if annotation.is_converted(file) and not output.exists():
                 write_output(out_root, run, annotation, file.shape, info=info, files=files)
                 written += 1
     return written

@@ -27,10 +27,7 @@ class SegmentationMasks(AnnotationJob):
     ) -> Iterator[SegmentationMasks]:
         """One job per mask shape: the OME-Zarr file, or the MRC when the zarr is missing."""
         for shape in cls.inputs:
-            entries = [f for f in annotation.files if f.shape == shape]
-            zarr = next((f for f in entries if f.format == "zarr"), None)
-            mrc = next((f for f in entries if f.format == "mrc"), None)
-            chosen = zarr if zarr is not None and (zarr.exists or mrc is None) else mrc
+            chosen = annotation.converted_file(shape)
             if chosen is not None:
                 yield cls.create(
                     run, annotation, layout, shape, chosen.path, signature=chosen.signature

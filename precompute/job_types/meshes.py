@@ -46,10 +46,9 @@ class TriangularMeshes(AnnotationJob):
         cls, run: Run, annotation: Annotation, layout: Layout
     ) -> Iterator[TriangularMeshes]:
         """One job: the annotation's first TriangularMesh glb."""
-        for f in annotation.files:
-            if f.shape == TRIANGULAR_MESH and f.format == "glb":
-                yield cls.create(run, annotation, layout, f.shape, f.path, signature=f.signature)
-                return
+        f = annotation.converted_file(TRIANGULAR_MESH)
+        if f is not None:
+            yield cls.create(run, annotation, layout, f.shape, f.path, signature=f.signature)
 
     def options(self, config: Config) -> dict[str, Any]:
         return mesh_options(config)
@@ -94,21 +93,17 @@ class OrientedMeshes(AnnotationJob):
         cls, run: Run, annotation: Annotation, layout: Layout
     ) -> Iterator[OrientedMeshes]:
         """One job when the first OrientedPoint ndjson has a particle model."""
-        for f in annotation.files:
-            if f.shape == "OrientedPoint" and f.format == "ndjson":
-                if f.mesh_source_path:
-                    both = f.signature and f.mesh_source_signature  # picks and model
-                    signature = f"{f.signature}+{f.mesh_source_signature}" if both else None
-                    job = cls.create(
-                        run, annotation, layout, f.shape, f.path, ORIENTED_MESH, signature
-                    )
-                    yield dataclasses.replace(
-                        job,
-                        template=f.mesh_source,
-                        template_declared=f.mesh_source_path,
-                        metadata=annotation.metadata_path,
-                    )
-                return
+        f = annotation.converted_file("OrientedPoint")
+        if f is not None and f.mesh_source_path:
+            both = f.signature and f.mesh_source_signature  # picks and model
+            signature = f"{f.signature}+{f.mesh_source_signature}" if both else None
+            job = cls.create(run, annotation, layout, f.shape, f.path, ORIENTED_MESH, signature)
+            yield dataclasses.replace(
+                job,
+                template=f.mesh_source,
+                template_declared=f.mesh_source_path,
+                metadata=annotation.metadata_path,
+            )
 
     @classmethod
     def discover(
@@ -123,10 +118,7 @@ class OrientedMeshes(AnnotationJob):
             if (config is not None and not found)
             else None
         )
-        picks = next(
-            (f for f in annotation.files if f.shape == "OrientedPoint" and f.format == "ndjson"),
-            None,
-        )
+        picks = annotation.converted_file("OrientedPoint")
         if rule is None or picks is None:
             yield from found
             return

@@ -26,10 +26,9 @@ class PointAnnotations(AnnotationJob):
         cls, run: Run, annotation: Annotation, layout: Layout
     ) -> Iterator[PointAnnotations]:
         """One job per point shape: its first ndjson file."""
-        seen: set[str] = set()
-        for f in annotation.files:
-            if f.shape in cls.inputs and f.format == "ndjson" and f.shape not in seen:
-                seen.add(f.shape)
+        for shape in cls.inputs:
+            f = annotation.converted_file(shape)
+            if f is not None:
                 yield cls.create(run, annotation, layout, f.shape, f.path, signature=f.signature)
 
     def options(self, config: Config) -> dict[str, Any]:

@@ -737,7 +737,16 @@ class _RunBuilder:
                     ),
                 )
             )
-        return Annotation(ann_id, vs.spacing, tree_path(self.b.store, meta_key), meta, tuple(files))
+        annotation = Annotation(
+            ann_id, vs.spacing, tree_path(self.b.store, meta_key), meta, tuple(files)
+        )
+        for shape in sorted({f.shape for f in files} & PRECOMPUTED_FORMATS.keys()):
+            if annotation.converted_file(shape) is None:
+                published = ", ".join(sorted({f.format for f in files if f.shape == shape}))
+                wanted = PRECOMPUTED_FORMATS[shape]
+                message = f"{shape} published as {published} only; the precompute reads {wanted}"
+                self.b.warn(meta_key, f"{message}: no layer for it", skipped=False)
+        return annotation
 
 
 def _mesh_sources(meta: dict[str, Any]) -> dict[tuple[str, str], str]:

@@ -154,6 +154,9 @@ def test_register_checks_the_type() -> None:
     assert registry.for_input("Point") == ()
 
 
+RIBOSOMES_101 = (
+    "10000/TS_026/Reconstructions/VoxelSpacing13.480/Annotations/101/cytosolic_ribosome-1.0.json"
+)
 MASK_104 = "10000/TS_026/Reconstructions/VoxelSpacing13.480/Annotations/104/cytoplasm-1.0.json"
 
 
@@ -197,3 +200,26 @@ def test_the_batch_and_the_state_agree_on_which_file_is_converted(
         if f.annotation.id == "104" and f.output is not None
     ]
     assert [(f.file.format, f.output) for f in shown] == [(chosen.format, job.output)]
+
+
+def test_a_point_file_in_a_format_not_read_is_named(sample_copy: Path) -> None:
+    """Not a failure (the file may be fine), but never silent: a note naming the metadata
+    file, and no job or layer for it."""
+    import json
+
+    meta_path = sample_copy / RIBOSOMES_101
+    meta = json.loads(meta_path.read_text())
+    points = [f for f in meta["files"] if f["shape"] in ("Point", "OrientedPoint")]
+    assert points
+    for entry in points:
+        entry["format"] = "csv"
+    meta_path.write_text(json.dumps(meta))
+    catalogue = Catalogue.scan(sample_copy)
+    notes = [w for w in catalogue.warnings if str(w.path) == str(meta_path)]
+    assert notes and not any(w.skipped for w in notes)
+    assert all("published as csv only; the precompute reads ndjson" in w.message for w in notes)
+    run = catalogue.run("10000", "TS_026")
+    assert run is not None
+    jobs = REGISTRY.jobs(catalogue, sample_copy)
+    folder = str(meta_path.parent) + "/"
+    assert not [j for j in jobs if str(getattr(j, "source", "")).startswith(folder)]

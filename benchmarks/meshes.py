@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.machine import load
 from benchmarks.portal_meshes import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -317,10 +318,6 @@ def simplifier_rates(source: Path, case: str) -> list[tuple[str, int, float]]:
 
 
 # --- main -----------------------------------------------------------------------------------
-
-
-def load() -> str:
-    return "load average " + ", ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def main() -> None:

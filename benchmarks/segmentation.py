@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import tensorstore as ts
 
+from benchmarks.machine import load
+
 CASES = {
     "binary": ((184, 630, 630), 1, np.int8, "SegmentationMask"),
     "instance": ((256, 1024, 1024), 20, np.uint16, "InstanceSegmentationMask"),
@@ -205,10 +207,6 @@ def _cpu_time(fn) -> float:
     start = time.process_time()
     fn()
     return time.process_time() - start
-
-
-def load() -> str:
-    return "load average " + ", ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def main() -> None:

@@ -236,44 +236,37 @@ class PrecomputeConfig:
     )
 
 
-def _documented(default: Any, doc: str) -> Any:
-    """A field's default with its documentation (``metadata["doc"]``)."""
-    return field(default=default, metadata={"doc": doc})
-
-
 @dataclass(frozen=True)
 class TemplateRule:
     """A particle model for oriented picks without ``mesh_source_path``."""
 
     path: str  # glb file: relative to the data root, or absolute
-    object_id: str | None = _documented(None, "Matches the annotation_object id (GO:...).")
-    object_name: str | None = _documented(
-        None, "Matches the annotation_object name (case-insensitive)."
-    )
+    object_id: str | None = _doc(None, "Matches the annotation_object id (GO:...).")
+    object_name: str | None = _doc(None, "Matches the annotation_object name (case-insensitive).")
 
 
 @dataclass(frozen=True)
 class MeshConfig:
     """Mesh annotations (TriangularMesh) and particle models at oriented picks."""
 
-    max_faces: int = _documented(5_000_000, "A glb with more triangles than this is refused.")
-    lods: int = _documented(5, "Levels of detail at most.")
-    reduction: float = _documented(4.0, "Each coarser level has this many times fewer triangles.")
-    min_faces: int = _documented(12, "No level of a model is simplified below this.")
-    instance_faces: int = _documented(
+    max_faces: int = _doc(5_000_000, "A glb with more triangles than this is refused.")
+    lods: int = _doc(5, "Levels of detail at most.")
+    reduction: float = _doc(4.0, "Each coarser level has this many times fewer triangles.")
+    min_faces: int = _doc(12, "No level of a model is simplified below this.")
+    instance_faces: int = _doc(
         10_000_000,
         "Particle models: total triangles of the finest level at most; above it the model is "
         "simplified to fit (the portal's max_faces_for_first_lod).",
     )
-    first_view_faces: int = _documented(
+    first_view_faces: int = _doc(
         250_000,
         "Particle models: total triangles of the coarsest level, which the viewer loads for "
         "the whole tomogram first.",
     )
-    node_faces: int = _documented(
+    node_faces: int = _doc(
         16_000, "Triangles per octree node aimed at: one Draco fragment of ~10-20 KB."
     )
-    templates: tuple[TemplateRule, ...] = _documented(
+    templates: tuple[TemplateRule, ...] = _doc(
         (),
         "Particle models for oriented picks without mesh_source_path: a list of {object_id or "
         "object_name, path}; the first match wins.",
